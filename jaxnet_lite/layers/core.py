@@ -1,0 +1,171 @@
+"""Core layers: Dense, Activation, Flatten, Reshape, Identity, Lambda."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from jaxnet_lite import activations, initializers
+from jaxnet_lite.core import Layer, LayerError, shape_str
+
+
+class ActivationMixin:
+    """Holds a resolved activation and its name (the trainer reads it to compute losses from logits)."""
+
+    def _set_activation(self, activation: Any) -> None:
+        try:
+            self.activation = activations.get(activation)
+        except ValueError as e:
+            raise LayerError(f"{type(self).__name__}: activation: {e}") from None
+        self.activation_name = activations.name_of(self.activation)
+
+
+def check_positive_int(owner: str, what: str, value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise LayerError(f"{owner}: {what} must be a positive integer, got {value!r}")
+    return value
+
+
+def get_initializer(owner: str, what: str, identifier: Any) -> Callable:
+    try:
+        return initializers.get(identifier)
+    except ValueError as e:
+        raise LayerError(f"{owner}: {what}: {e}") from None
+
+
+class Dense(ActivationMixin, Layer):
+    """`y = activation(x @ kernel + bias)` on the last axis; kernel `(in, units)` as in Keras."""
+
+    def __init__(
+        self,
+        units: int,
+        activation: Any = None,
+        use_bias: bool = True,
+        kernel_initializer: Any = "glorot_uniform",
+        bias_initializer: Any = "zeros",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.units = check_positive_int("Dense", "units", units)
+        self._set_activation(activation)
+        self.use_bias = use_bias
+        self.kernel_initializer = get_initializer("Dense", "kernel_initializer", kernel_initializer)
+        self.bias_initializer = get_initializer("Dense", "bias_initializer", bias_initializer)
+
+    def check_input_shape(self, input_shape):
+        if isinstance(input_shape, list) or len(input_shape) < 1:
+            raise self.error(f"expects input of rank >= 1 (..., features), got {shape_str(input_shape)}")
+
+    def build(self, rng, input_shape):
+        k_rng, b_rng = jax.random.split(rng)
+        params = {"kernel": self.kernel_initializer(k_rng, (input_shape[-1], self.units), self.dtype)}
+        if self.use_bias:
+            params["bias"] = self.bias_initializer(b_rng, (self.units,), self.dtype)
+        return params, {}
+
+    def call(self, params, state, x, *, rng=None, training=False):
+        kernel = params["kernel"]
+        if x.ndim < 2 or x.shape[-1] != kernel.shape[0]:
+            raise self.error(
+                f"expects input of shape (batch, ..., {kernel.shape[0]}) to match its kernel "
+                f"{tuple(kernel.shape)}, got {tuple(x.shape)}"
+            )
+        y = jnp.matmul(x, kernel)
+        if self.use_bias:
+            y = y + params["bias"]
+        return self.activation(y), state
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], self.units)
+
+
+class Activation(ActivationMixin, Layer):
+    """Applies an activation function by name or callable."""
+
+    def __init__(self, activation: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._set_activation(activation)
+
+    def call(self, params, state, x, *, rng=None, training=False):
+        return self.activation(x), state
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+
+class Identity(Layer):
+    """Returns its input (stax's `Identity`, Keras' `Identity`)."""
+
+    def call(self, params, state, x, *, rng=None, training=False):
+        return x, state
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+
+class Flatten(Layer):
+    """Flattens every axis but the batch axis."""
+
+    def check_input_shape(self, input_shape):
+        if isinstance(input_shape, list):
+            raise self.error(f"expects one input, got shapes {shape_str(input_shape)}")
+
+    def call(self, params, state, x, *, rng=None, training=False):
+        return x.reshape(x.shape[0], -1), state
+
+    def compute_output_shape(self, input_shape):
+        return (math.prod(input_shape),)
+
+
+class Reshape(Layer):
+    """Reshapes to `target_shape` (no batch axis); one dimension may be -1."""
+
+    def __init__(self, target_shape: Sequence[int], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        target_shape = tuple(int(d) for d in target_shape)
+        if sum(d == -1 for d in target_shape) > 1 or any(d < -1 or d == 0 for d in target_shape):
+            raise LayerError(f"Reshape: target_shape must hold positive ints and at most one -1, got {target_shape}")
+        self.target_shape = target_shape
+
+    def check_input_shape(self, input_shape):
+        self.compute_output_shape(input_shape)
+
+    def call(self, params, state, x, *, rng=None, training=False):
+        return x.reshape(x.shape[0], *self.compute_output_shape(x.shape[1:])), state
+
+    def compute_output_shape(self, input_shape):
+        size = math.prod(input_shape)
+        known = math.prod(d for d in self.target_shape if d != -1)
+        if -1 in self.target_shape:
+            if known == 0 or size % known:
+                raise self.error(f"cannot reshape input {shape_str(input_shape)} to target_shape {self.target_shape}")
+            return tuple(size // known if d == -1 else d for d in self.target_shape)
+        if known != size:
+            raise self.error(
+                f"cannot reshape input {shape_str(input_shape)} ({size} values) to target_shape "
+                f"{self.target_shape} ({known} values)"
+            )
+        return self.target_shape
+
+
+class Lambda(Layer):
+    """Wraps a parameter-free function `fn(x) -> y` as a layer (Keras' `Lambda`)."""
+
+    def __init__(self, function: Callable[[Any], Any], output_shape: Any = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if not callable(function):
+            raise LayerError(f"Lambda: function must be callable, got {function!r}")
+        self.function = function
+        self._output_shape = output_shape
+
+    def call(self, params, state, x, *, rng=None, training=False):
+        return self.function(x), state
+
+    def compute_output_shape(self, input_shape):
+        if self._output_shape is not None:
+            return tuple(self._output_shape)
+        return super().compute_output_shape(input_shape)

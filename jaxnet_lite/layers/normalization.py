@@ -1,0 +1,161 @@
+"""BatchNormalization and LayerNormalization with Keras' names, defaults and variable layouts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from jaxnet_lite.core import Layer, LayerError, shape_str
+from jaxnet_lite.layers.core import get_initializer
+
+
+def _normalize_axes(owner: Layer, axis: Any, rank: int) -> tuple[int, ...]:
+    """Feature axes as non-negative indices into the batched input (batch axis 0 never allowed)."""
+    axes = (axis,) if isinstance(axis, int) else tuple(axis)
+    out = []
+    for a in axes:
+        b = a + rank + 1 if a < 0 else a
+        if not 1 <= b <= rank:
+            raise owner.error(f"axis {a} is out of range for input of rank {rank} (batch axis excluded)")
+        out.append(b)
+    return tuple(sorted(set(out)))
+
+
+class BatchNormalization(Layer):
+    """Normalises with batch statistics in training and moving statistics in inference.
+
+    params: `gamma`, `beta`; state: `moving_mean`, `moving_variance`, updated in training as
+    `moving = moving * momentum + batch * (1 - momentum)` (Keras' rule, biased batch variance).
+    """
+
+    def __init__(
+        self,
+        axis: int = -1,
+        momentum: float = 0.99,
+        epsilon: float = 1e-3,
+        center: bool = True,
+        scale: bool = True,
+        beta_initializer: Any = "zeros",
+        gamma_initializer: Any = "ones",
+        moving_mean_initializer: Any = "zeros",
+        moving_variance_initializer: Any = "ones",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if not 0.0 <= momentum <= 1.0:
+            raise LayerError(f"BatchNormalization: momentum must be in [0, 1], got {momentum!r}")
+        if epsilon <= 0:
+            raise LayerError(f"BatchNormalization: epsilon must be > 0, got {epsilon!r}")
+        self.axis, self.momentum, self.epsilon = axis, momentum, epsilon
+        self.center, self.scale = center, scale
+        cls = "BatchNormalization"
+        self.beta_initializer = get_initializer(cls, "beta_initializer", beta_initializer)
+        self.gamma_initializer = get_initializer(cls, "gamma_initializer", gamma_initializer)
+        self.moving_mean_initializer = get_initializer(cls, "moving_mean_initializer", moving_mean_initializer)
+        self.moving_variance_initializer = get_initializer(
+            cls, "moving_variance_initializer", moving_variance_initializer
+        )
+
+    def check_input_shape(self, input_shape):
+        if isinstance(input_shape, list) or len(input_shape) < 1:
+            raise self.error(f"expects input of rank >= 1 (..., features), got {shape_str(input_shape)}")
+        _normalize_axes(self, self.axis, len(input_shape))
+
+    def _feature_shape(self, input_shape) -> tuple[int, ...]:
+        axes = _normalize_axes(self, self.axis, len(input_shape))
+        return tuple(input_shape[a - 1] for a in axes)
+
+    def build(self, rng, input_shape):
+        shape = self._feature_shape(input_shape)
+        keys = jax.random.split(rng, 4)
+        params = {}
+        if self.scale:
+            params["gamma"] = self.gamma_initializer(keys[0], shape, self.dtype)
+        if self.center:
+            params["beta"] = self.beta_initializer(keys[1], shape, self.dtype)
+        state = {
+            "moving_mean": self.moving_mean_initializer(keys[2], shape, self.dtype),
+            "moving_variance": self.moving_variance_initializer(keys[3], shape, self.dtype),
+        }
+        return params, state
+
+    def _broadcast(self, v, ndim, axes):
+        shape = [1] * ndim
+        for a, d in zip(axes, v.shape):
+            shape[a] = d
+        return v.reshape(shape)
+
+    def call(self, params, state, x, *, rng=None, training=False):
+        axes = _normalize_axes(self, self.axis, x.ndim - 1)
+        expected = state["moving_mean"].shape
+        if tuple(x.shape[a] for a in axes) != expected:
+            raise self.error(f"expects {expected} features on axis {self.axis}, got input {tuple(x.shape)}")
+        reduce_axes = tuple(a for a in range(x.ndim) if a not in axes)
+        if training:
+            mean = jnp.mean(x, axis=reduce_axes)
+            var = jnp.var(x, axis=reduce_axes)
+            m = self.momentum
+            new_state = {
+                "moving_mean": jax.lax.stop_gradient(state["moving_mean"] * m + mean * (1 - m)),
+                "moving_variance": jax.lax.stop_gradient(state["moving_variance"] * m + var * (1 - m)),
+            }
+        else:
+            mean, var, new_state = state["moving_mean"], state["moving_variance"], state
+        inv = jax.lax.rsqrt(var + self.epsilon)
+        if self.scale:
+            inv = inv * params["gamma"]
+        y = (x - self._broadcast(mean, x.ndim, axes)) * self._broadcast(inv, x.ndim, axes)
+        if self.center:
+            y = y + self._broadcast(params["beta"], x.ndim, axes)
+        return y, new_state
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+
+class LayerNormalization(Layer):
+    """Normalises each example over `axis` (default the last); params `gamma`, `beta`."""
+
+    def __init__(self, axis: Any = -1, epsilon: float = 1e-3, center: bool = True, scale: bool = True,
+                 beta_initializer: Any = "zeros", gamma_initializer: Any = "ones", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if epsilon <= 0:
+            raise LayerError(f"LayerNormalization: epsilon must be > 0, got {epsilon!r}")
+        self.axis, self.epsilon, self.center, self.scale = axis, epsilon, center, scale
+        self.beta_initializer = get_initializer("LayerNormalization", "beta_initializer", beta_initializer)
+        self.gamma_initializer = get_initializer("LayerNormalization", "gamma_initializer", gamma_initializer)
+
+    def check_input_shape(self, input_shape):
+        if isinstance(input_shape, list) or len(input_shape) < 1:
+            raise self.error(f"expects input of rank >= 1 (..., features), got {shape_str(input_shape)}")
+        _normalize_axes(self, self.axis, len(input_shape))
+
+    def build(self, rng, input_shape):
+        axes = _normalize_axes(self, self.axis, len(input_shape))
+        shape = tuple(input_shape[a - 1] for a in axes)
+        g_rng, b_rng = jax.random.split(rng)
+        params = {}
+        if self.scale:
+            params["gamma"] = self.gamma_initializer(g_rng, shape, self.dtype)
+        if self.center:
+            params["beta"] = self.beta_initializer(b_rng, shape, self.dtype)
+        return params, {}
+
+    def call(self, params, state, x, *, rng=None, training=False):
+        axes = _normalize_axes(self, self.axis, x.ndim - 1)
+        mean = jnp.mean(x, axis=axes, keepdims=True)
+        var = jnp.var(x, axis=axes, keepdims=True)
+        y = (x - mean) * jax.lax.rsqrt(var + self.epsilon)
+        shape = [1] * x.ndim
+        for a in axes:
+            shape[a] = x.shape[a]
+        if self.scale:
+            y = y * params["gamma"].reshape(shape)
+        if self.center:
+            y = y + params["beta"].reshape(shape)
+        return y, state
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
