@@ -103,7 +103,7 @@ def shape_str(shape: Any) -> str:
 class Layer:
     """Base class of every layer: configuration on the object, pure `init`/`apply` functions.
 
-    Subclasses implement `build(rng, input_shape) -> (params, state)` (default: no variables),
+    Subclasses implement `make_variables(rng, input_shape) -> (params, state)` (default: no variables),
     `call(params, state, x, rng, training) -> (y, state)` and, where cheap, `compute_output_shape`.
     `input_shape=` (and `input_dim=`) may be given as in Keras 2 to declare a model's input.
     """
@@ -158,7 +158,7 @@ class Layer:
                 raise self.error("needs an input shape: call init(rng, input_shape) or declare input_shape=")
         shape = normalize_shape(input_shape)
         self.check_input_shape(shape)
-        params, state = self.build(rng, shape)
+        params, state = self.make_variables(rng, shape)
         return Variables(params, state)
 
     def apply(
@@ -183,7 +183,7 @@ class Layer:
     def check_input_shape(self, input_shape: Any) -> None:
         """Raise a `LayerError` naming the layer and the shape when `input_shape` cannot work."""
 
-    def build(self, rng: Array, input_shape: Any) -> tuple[PyTree, PyTree]:
+    def make_variables(self, rng: Array, input_shape: Any) -> tuple[PyTree, PyTree]:
         return {}, {}
 
     def call(self, params, state, x, *, rng=None, training=False):  # pragma: no cover - abstract
@@ -193,7 +193,7 @@ class Layer:
         """Default: trace `init` and `apply` abstractly with `jax.eval_shape` (no FLOPs spent)."""
 
         def run(rng):
-            params, state = self.build(rng, input_shape)
+            params, state = self.make_variables(rng, input_shape)
             x = _abstract_batch(input_shape, self.dtype)
             return self.call(params, state, x, rng=None, training=False)[0]
 

@@ -53,7 +53,7 @@ class Serial(Container):
             raise self.error("has no layers: add some before init")
         self.layer_shapes(input_shape)
 
-    def build(self, rng, input_shape):
+    def make_variables(self, rng, input_shape):
         params, state = {}, {}
         for (name, layer), key in zip(self.children(), split_rng(rng, len(self.layers))):
             params[name], state[name] = layer.init(key, input_shape)
@@ -79,7 +79,7 @@ class Parallel(Container):
         for layer, shape in zip(self.layers, input_shape):
             layer.output_shape(shape)
 
-    def build(self, rng, input_shape):
+    def make_variables(self, rng, input_shape):
         params, state = {}, {}
         for (name, layer), key, shape in zip(self.children(), split_rng(rng, len(self.layers)), input_shape):
             params[name], state[name] = layer.init(key, shape)
@@ -132,7 +132,7 @@ class Residual(Container):
                 f"{shape_str(input_shape)}; add a shortcut layer that projects the input"
             )
 
-    def build(self, rng, input_shape):
+    def make_variables(self, rng, input_shape):
         params, state = {}, {}
         for (name, layer), key in zip(self.children(), split_rng(rng, len(self.layers))):
             params[name], state[name] = layer.init(key, input_shape)

@@ -89,7 +89,7 @@ class _Conv(ActivationMixin, Layer):
     def kernel_shape(self, in_channels: int) -> tuple[int, ...]:
         return (*self.kernel_size, in_channels // self.groups, self.filters)
 
-    def build(self, rng, input_shape):
+    def make_variables(self, rng, input_shape):
         k_rng, b_rng = jax.random.split(rng)
         params = {"kernel": self.kernel_initializer(k_rng, self.kernel_shape(input_shape[-1]), self.dtype)}
         if self.use_bias:

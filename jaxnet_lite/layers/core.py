@@ -60,7 +60,7 @@ class Dense(ActivationMixin, Layer):
         if isinstance(input_shape, list) or len(input_shape) < 1:
             raise self.error(f"expects input of rank >= 1 (..., features), got {shape_str(input_shape)}")
 
-    def build(self, rng, input_shape):
+    def make_variables(self, rng, input_shape):
         k_rng, b_rng = jax.random.split(rng)
         params = {"kernel": self.kernel_initializer(k_rng, (input_shape[-1], self.units), self.dtype)}
         if self.use_bias:

@@ -25,7 +25,7 @@ class Embedding(Layer):
         if isinstance(input_shape, list):
             raise self.error(f"expects one input of integer ids, got shapes {shape_str(input_shape)}")
 
-    def build(self, rng, input_shape):
+    def make_variables(self, rng, input_shape):
         return {"embeddings": self.embeddings_initializer(rng, (self.input_dim, self.output_dim), self.dtype)}, {}
 
     def call(self, params, state, x, *, rng=None, training=False):

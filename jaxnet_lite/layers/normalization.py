@@ -67,7 +67,7 @@ class BatchNormalization(Layer):
         axes = _normalize_axes(self, self.axis, len(input_shape))
         return tuple(input_shape[a - 1] for a in axes)
 
-    def build(self, rng, input_shape):
+    def make_variables(self, rng, input_shape):
         shape = self._feature_shape(input_shape)
         keys = jax.random.split(rng, 4)
         params = {}
@@ -132,7 +132,7 @@ class LayerNormalization(Layer):
             raise self.error(f"expects input of rank >= 1 (..., features), got {shape_str(input_shape)}")
         _normalize_axes(self, self.axis, len(input_shape))
 
-    def build(self, rng, input_shape):
+    def make_variables(self, rng, input_shape):
         axes = _normalize_axes(self, self.axis, len(input_shape))
         shape = tuple(input_shape[a - 1] for a in axes)
         g_rng, b_rng = jax.random.split(rng)

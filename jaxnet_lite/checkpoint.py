@@ -1,0 +1,431 @@
+"""Pickle-free, atomic checkpoints for pytrees of arrays.
+
+A checkpoint is an uncompressed NumPy ``.npz`` (a zip of ``.npy`` files) with one
+entry per leaf, named by the leaf's key path (``params/dense/kernel``,
+``opt_state/0/mu/dense/kernel``), plus one ``__jaxnet_lite_metadata__`` entry: a
+uint8 array holding JSON with the format version, each leaf's key, dtype and
+shape, a description of the tree structure and the user's metadata dict.
+
+* Key paths join the path entries (dict key, sequence index, attribute name)
+  with ``/``; inside an entry ``~`` is written ``~0`` and ``/`` is written ``~1``
+  (as in JSON Pointer), so the key string is reversible and keys cannot collide.
+* Typed PRNG keys are stored as ``jax.random.key_data`` plus the impl name;
+  bfloat16 and other ml_dtypes arrays as a same-width unsigned view plus the
+  dtype name. Everything loads with ``allow_pickle=False``; pickle is never used.
+* The file is written exactly at the path given (no ``.npz`` is appended),
+  atomically: temp file in the same directory, fsync, ``os.replace``.
+* ``restore(path)`` returns plain containers (see ``restore``);
+  ``restore(path, target)`` checks names, shapes and dtypes against ``target``
+  and rebuilds the target's exact tree structure.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import struct
+import tempfile
+import zipfile
+from collections import OrderedDict, defaultdict
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import jax.tree_util as jtu
+import ml_dtypes
+import numpy as np
+
+__all__ = ["CheckpointError", "save", "restore", "read_metadata"]
+
+FORMAT = "jaxnet_lite.checkpoint"
+FORMAT_VERSION = 1
+METADATA_KEY = "__jaxnet_lite_metadata__"
+
+_MAX_LISTED = 10
+_UINT_OF_WIDTH = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
+_PY_SCALAR_KINDS = {bool: "b", int: "iu", float: "f", complex: "c"}
+_ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")  # a zip with members / an empty zip
+
+
+class CheckpointError(ValueError):
+    """A checkpoint cannot be written, read, or does not match the target."""
+
+
+# --------------------------------------------------------------------- keys
+
+
+def _entry_name(entry: Any) -> Any:
+    """The raw name of one key-path entry: dict key, index or attribute name."""
+    for cls, attr in ((jtu.DictKey, "key"), (jtu.SequenceKey, "idx"),
+                      (jtu.GetAttrKey, "name"), (jtu.FlattenedIndexKey, "key")):
+        if isinstance(entry, cls):
+            return getattr(entry, attr)
+    return entry
+
+
+def _key_string(path: tuple) -> str:
+    """``(DictKey('params'), DictKey('a/b'))`` -> ``'params/a~1b'`` (reversible)."""
+    return "/".join(
+        str(_entry_name(e)).replace("~", "~0").replace("/", "~1") for e in path
+    )
+
+
+def _unique_keys(paths: list[tuple], what: str) -> list[str]:
+    """Key strings for ``paths``, refusing collisions and the reserved name."""
+    seen: dict[str, tuple] = {}
+    for path in paths:
+        key = _key_string(path)
+        if key == METADATA_KEY:
+            raise CheckpointError(f"{what}: leaf name {key!r} is reserved for metadata.")
+        if key in seen:
+            raise CheckpointError(
+                f"{what}: leaves {jtu.keystr(seen[key])} and {jtu.keystr(path)} "
+                f"both map to the key {key!r}."
+            )
+        seen[key] = path
+    return list(seen)
+
+
+def _dtype_name(dtype: Any) -> str:
+    """A dtype's stable name: ``float32``, ``bfloat16``, ``key<fry>``."""
+    if jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key):
+        return str(dtype)
+    return np.dtype(dtype).name
+
+
+# ---------------------------------------------------------------- structure
+
+
+def _describe(node: Any, path: tuple, leaves: list) -> dict:
+    """JSON description of ``node``; appends ``(path, leaf)`` in flatten order."""
+    if node is None:
+        return {"type": "none"}
+    # Flatten exactly one level: every child counts as a leaf.
+    children, _ = jtu.tree_flatten_with_path(node, is_leaf=lambda x: x is not node)
+    if len(children) == 1 and children[0][0] == ():
+        leaves.append((path, node))
+        return {"type": "leaf", "key": _key_string(path)}
+    entries = [p[0] for p, _ in children]
+    desc: dict[str, Any]
+    if type(node) in (dict, OrderedDict, defaultdict):
+        keys = [_entry_name(e) for e in entries]
+        desc = {"type": "dict", "keys": [k if type(k) in (str, int) else str(k) for k in keys]}
+    elif isinstance(node, tuple) and hasattr(node, "_fields"):
+        desc = {"type": "namedtuple", "name": type(node).__name__, "fields": list(node._fields)}
+    elif type(node) in (list, tuple):
+        desc = {"type": type(node).__name__}
+    else:
+        desc = {"type": "node", "name": type(node).__qualname__,
+                "entries": [str(_entry_name(e)) for e in entries]}
+    desc["children"] = [_describe(c, path + p, leaves) for p, c in children]
+    return desc
+
+
+def _rebuild(desc: dict, values: dict[str, jax.Array]) -> Any:
+    """Inverse of ``_describe`` with plain containers (NamedTuples -> dicts)."""
+    kind = desc["type"]
+    if kind == "leaf":
+        return values[desc["key"]]
+    if kind == "none":
+        return None
+    children = [_rebuild(c, values) for c in desc["children"]]
+    if kind == "list":
+        return children
+    if kind == "tuple":
+        return tuple(children)
+    names = {"dict": "keys", "namedtuple": "fields", "node": "entries"}[kind]
+    return dict(zip(desc[names], children, strict=True))
+
+
+# ------------------------------------------------------------------- leaves
+
+
+def _encode(path: tuple, leaf: Any) -> tuple[np.ndarray, dict]:
+    """Stored array and metadata for one leaf; refuses what cannot round-trip."""
+    if isinstance(leaf, jax.Array) and jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+        data = np.asarray(jax.random.key_data(leaf))
+        return data, {"dtype": str(leaf.dtype), "shape": list(leaf.shape),
+                      "encoding": "prng_key", "key_impl": str(jax.random.key_impl(leaf))}
+    if not isinstance(leaf, (jax.Array, np.ndarray, np.generic, *_PY_SCALAR_KINDS)):
+        raise CheckpointError(
+            f"Cannot save leaf {jtu.keystr(path) or '<root>'} of type "
+            f"{type(leaf).__qualname__}: only arrays and Python/NumPy scalars are stored."
+        )
+    arr = np.asarray(leaf)
+    dtype = arr.dtype
+    info = {"dtype": dtype.name, "shape": list(arr.shape), "encoding": "array"}
+    if dtype.kind in "biufc" and np.dtype(dtype.str) == dtype:  # a builtin NumPy dtype
+        return arr, info
+    if dtype.itemsize in _UINT_OF_WIDTH and getattr(ml_dtypes, dtype.name, None) is dtype.type:
+        return arr.view(_UINT_OF_WIDTH[dtype.itemsize]), {**info, "encoding": "view"}
+    raise CheckpointError(
+        f"Cannot save leaf {jtu.keystr(path) or '<root>'}: dtype {dtype} cannot be "
+        "stored without pickle."
+    )
+
+
+def _decode(arr: np.ndarray, info: dict) -> jax.Array:
+    """Inverse of ``_encode``; checks the stored array against its metadata."""
+    if info["encoding"] == "prng_key":
+        value = jax.random.wrap_key_data(jnp.asarray(arr), impl=info["key_impl"])
+    else:
+        if info["encoding"] == "view":
+            arr = arr.view(jnp.dtype(info["dtype"]))
+        value = arr
+    if list(value.shape) != info["shape"] or _dtype_name(value.dtype) != info["dtype"]:
+        raise ValueError(f"entry {info['key']!r} does not match its recorded shape/dtype")
+    return jnp.asarray(value)
+
+
+# ----------------------------------------------------------------- writing
+
+
+def _write_array(fp: Any, arr: np.ndarray) -> None:
+    """Write one ``.npy`` member (never pickled)."""
+    np.lib.format.write_array(fp, arr, allow_pickle=False)
+
+
+def _write_npz(f: Any, entries: dict[str, np.ndarray]) -> None:
+    with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+        for name, arr in entries.items():
+            with zf.open(name + ".npy", "w", force_zip64=True) as member:
+                _write_array(member, arr)
+
+
+def _new_file_mode(path: Path) -> int:
+    """Keep an overwritten file's mode; otherwise 0o666 minus the umask."""
+    with contextlib.suppress(OSError):
+        return path.stat().st_mode & 0o777
+    umask = 0o022
+    with contextlib.suppress(OSError, ValueError, StopIteration):
+        status = Path("/proc/self/status").read_text().splitlines()
+        umask = int(next(line for line in status if line.startswith("Umask:")).split()[1], 8)
+    return 0o666 & ~umask
+
+
+def _atomic_write(path: Path, write: Callable[[Any], None]) -> None:
+    """Write via a temp file + fsync + ``os.replace`` so ``path`` is never partial."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, _new_file_mode(path))
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    with contextlib.suppress(OSError):  # make the rename durable where supported
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+def _library_version() -> str:
+    try:
+        import jaxnet_lite
+
+        return str(jaxnet_lite.__version__)
+    except (ImportError, AttributeError):
+        return "unknown"
+
+
+def save(path: str | os.PathLike, tree: Any, metadata: Mapping[str, Any] | None = None) -> Path:
+    """Atomically write ``tree`` (a pytree of arrays) to ``path``; return the path.
+
+    ``path`` is used exactly as given (no ``.npz`` suffix is added) and its parent
+    directories are created. ``metadata`` is a JSON-serialisable dict, returned
+    by ``read_metadata``. Leaves must be arrays or Python/NumPy scalars.
+    """
+    path = Path(path)
+    if metadata is not None and not isinstance(metadata, Mapping):
+        raise CheckpointError(
+            f"Cannot save to '{path}': metadata must be a dict, got {type(metadata).__name__}."
+        )
+    leaves: list[tuple[tuple, Any]] = []
+    structure = _describe(tree, (), leaves)
+    keys = _unique_keys([p for p, _ in leaves], f"Cannot save to '{path}'")
+    arrays, infos = {}, []
+    for key, (leaf_path, leaf) in zip(keys, leaves):
+        arrays[key], info = _encode(leaf_path, leaf)
+        infos.append({"key": key, **info})
+    header = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "jaxnet_lite_version": _library_version(),
+        "leaves": infos,
+        "structure": structure,
+        "metadata": dict(metadata or {}),
+    }
+    try:
+        blob = json.dumps(header).encode("utf-8")
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(
+            f"Cannot save to '{path}': metadata is not JSON-serialisable ({e})."
+        ) from e
+    arrays[METADATA_KEY] = np.frombuffer(blob, dtype=np.uint8)
+    _atomic_write(path, lambda f: _write_npz(f, arrays))
+    return path
+
+
+# ----------------------------------------------------------------- reading
+
+
+def _not_a_checkpoint(path: Path, why: str) -> CheckpointError:
+    return CheckpointError(f"'{path}' is not a jaxnet_lite checkpoint: {why}.")
+
+
+@contextlib.contextmanager
+def _corruption_guard(path: Path):
+    """Turn low-level read errors into a CheckpointError naming ``path``."""
+    try:
+        yield
+    except CheckpointError:
+        raise
+    except (zipfile.BadZipFile, ValueError, EOFError, OSError, KeyError,
+            TypeError, struct.error) as e:
+        raise CheckpointError(
+            f"Checkpoint '{path}' is corrupted or truncated ({type(e).__name__}: {e})."
+        ) from e
+
+
+def _refuse_pickles(path: Path, zf: zipfile.ZipFile) -> None:
+    """Check every member is a plain ``.npy`` array by reading headers only."""
+    readers = {(1, 0): np.lib.format.read_array_header_1_0,
+               (2, 0): np.lib.format.read_array_header_2_0}
+    for name in zf.namelist():
+        if not name.endswith(".npy"):
+            raise _not_a_checkpoint(path, f"unexpected entry {name!r}")
+        with zf.open(name) as member:
+            reader = readers.get(np.lib.format.read_magic(member))
+            if reader is None:
+                raise _not_a_checkpoint(path, f"entry {name!r} has an unsupported .npy version")
+            _, _, dtype = reader(member)
+        if dtype.hasobject:
+            raise CheckpointError(
+                f"'{path}' contains pickled Python objects (entry {name[:-4]!r}); "
+                "pickled data is refused and never loaded."
+            )
+
+
+def _read_member(zf: zipfile.ZipFile, key: str) -> np.ndarray:
+    # zf.read verifies the CRC, so flipped bytes are detected.
+    return np.lib.format.read_array(io.BytesIO(zf.read(key + ".npy")), allow_pickle=False)
+
+
+def _load(path: str | os.PathLike, with_arrays: bool = True) -> tuple[dict, dict[str, np.ndarray]]:
+    """Read the JSON header and (optionally) every stored leaf array."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"No checkpoint file at '{path}'.")
+    if path.is_dir():
+        raise _not_a_checkpoint(path, "it is a directory")
+    with _corruption_guard(path):
+        with open(path, "rb") as f:
+            if f.read(4) not in _ZIP_MAGICS:
+                raise _not_a_checkpoint(path, "not an .npz (zip) archive")
+        with zipfile.ZipFile(path) as zf:
+            _refuse_pickles(path, zf)
+            if METADATA_KEY + ".npy" not in zf.namelist():
+                raise _not_a_checkpoint(path, f"no {METADATA_KEY!r} entry")
+            header = json.loads(_read_member(zf, METADATA_KEY).tobytes().decode("utf-8"))
+            if not isinstance(header, dict) or header.get("format") != FORMAT:
+                raise _not_a_checkpoint(path, "bad format tag")
+            if header.get("format_version") != FORMAT_VERSION:
+                raise CheckpointError(
+                    f"Checkpoint '{path}' has format_version {header.get('format_version')!r}; "
+                    f"this jaxnet_lite reads version {FORMAT_VERSION}."
+                )
+            arrays = {}
+            if with_arrays:
+                arrays = {i["key"]: _read_member(zf, i["key"]) for i in header["leaves"]}
+    return header, arrays
+
+
+def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
+    """The user ``metadata`` dict stored by ``save`` (leaf data is not read)."""
+    return _load(path, with_arrays=False)[0]["metadata"]
+
+
+def _expected(leaf: Any) -> tuple[tuple[int, ...], str, Callable[[str], bool]] | None:
+    """(shape, dtype description, dtype check) of a target leaf, or None if unusable."""
+    kind = _PY_SCALAR_KINDS.get(type(leaf))
+    if kind is not None:  # Python scalars are weakly typed: accept any width.
+        return (), f"Python {type(leaf).__name__}", lambda saved: _kind(saved) in kind
+    if not (hasattr(leaf, "shape") and hasattr(leaf, "dtype")):
+        return None
+    name = _dtype_name(leaf.dtype)
+    return tuple(leaf.shape), name, lambda saved: saved == name
+
+
+def _kind(dtype_name: str) -> str:
+    try:
+        return np.dtype(dtype_name).kind
+    except TypeError:
+        return "?"
+
+
+def _mismatches(saved: dict[str, dict], target: dict[str, Any]) -> list[str]:
+    problems = []
+    for key, leaf in target.items():
+        spec = _expected(leaf)
+        if spec is None:
+            kind = type(leaf).__qualname__
+            problems.append(f"{key!r}: target leaf of type {kind} is not an array/ShapeDtypeStruct")
+            continue
+        shape, dtype, dtype_ok = spec
+        info = saved.get(key)
+        if info is None:
+            problems.append(f"missing from checkpoint: {key!r} (expected shape {shape}, {dtype})")
+            continue
+        saved_shape = tuple(info["shape"])
+        if saved_shape != shape:
+            problems.append(f"{key!r}: shape {saved_shape} in checkpoint vs {shape} expected")
+        if not dtype_ok(info["dtype"]):
+            problems.append(f"{key!r}: dtype {info['dtype']} in checkpoint vs {dtype} expected")
+    for key, info in saved.items():
+        if key not in target:
+            shape = tuple(info["shape"])
+            problems.append(f"unexpected in checkpoint: {key!r} (shape {shape}, {info['dtype']})")
+    return problems
+
+
+def restore(path: str | os.PathLike, target: Any = None) -> Any:
+    """Read a checkpoint written by ``save``; leaves come back as jax arrays.
+
+    Without ``target``: dicts, lists, tuples and None are rebuilt as saved;
+    NamedTuples (e.g. Optax states) and other custom nodes come back as dicts of
+    their fields. With ``target`` (same structure; leaves are arrays, scalars or
+    ``jax.ShapeDtypeStruct``s): every key, shape and dtype is checked, and the
+    result has the target's exact treedef. Mismatches raise ``CheckpointError``.
+    Float64/int64 values follow JAX's x64 setting when converted to jax arrays.
+    """
+    path = Path(path)
+    header, arrays = _load(path)
+    with _corruption_guard(path):
+        infos = {i["key"]: i for i in header["leaves"]}
+        if target is None:
+            values = {k: _decode(arrays[k], i) for k, i in infos.items()}
+            return _rebuild(header["structure"], values)
+    flat, treedef = jtu.tree_flatten_with_path(target)
+    keys = _unique_keys([p for p, _ in flat], f"Cannot restore '{path}'")
+    problems = _mismatches(infos, dict(zip(keys, (leaf for _, leaf in flat))))
+    if problems:
+        lines = [f"  - {p}" for p in problems[:_MAX_LISTED]]
+        if len(problems) > _MAX_LISTED:
+            lines.append(f"  ... and {len(problems) - _MAX_LISTED} more")
+        raise CheckpointError(
+            f"Checkpoint '{path}' does not match the target: {len(problems)} mismatch(es):\n"
+            + "\n".join(lines)
+        )
+    with _corruption_guard(path):
+        return jtu.tree_unflatten(treedef, [_decode(arrays[k], infos[k]) for k in keys])

@@ -1,0 +1,10 @@
+"""Datasets as NumPy arrays in Keras' layout: `(x_train, y_train), (x_test, y_test)`.
+
+`iris` and `digits` ship with the package. `mnist` and `fashion_mnist` read the IDX files from
+a directory you name, or come through tensorflow-datasets; `tfds` reads any tfds dataset.
+"""
+
+from jaxnet_lite.datasets import digits, fashion_mnist, idx, iris, mnist, tfds
+from jaxnet_lite.datasets._errors import DatasetError, DatasetNotFoundError
+
+__all__ = ["DatasetError", "DatasetNotFoundError", "digits", "fashion_mnist", "idx", "iris", "mnist", "tfds"]

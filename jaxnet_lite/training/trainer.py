@@ -1,0 +1,394 @@
+"""`Trainer`: Keras' `fit`/`evaluate`/`predict` over the pure steps in `step.py`.
+
+Speed by design (DESIGN.md): in-memory data goes to the device once; each epoch draws a permutation on
+the device and every step gathers its batch there; the last short batch is padded and masked so one
+compiled shape serves all steps; loss and metric sums stay on the device until the epoch ends; and
+`steps_per_execution` steps run per dispatch where that measures faster (see `choose_steps_per_execution`).
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from functools import partial
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from jaxnet_lite import losses as losses_lib
+from jaxnet_lite import optimizers as optimizers_lib
+from jaxnet_lite.core import Layer, Variables
+from jaxnet_lite.data.arrays import check_consistent_length, train_val_split
+from jaxnet_lite.training.callbacks import Callback, CallbackList, History
+from jaxnet_lite.training.predict import num_examples, predict_arrays
+from jaxnet_lite.training.progress import Progbar, resolve_verbose
+from jaxnet_lite.training.state import TrainState
+from jaxnet_lite.training.step import MetricSet, Objective, eval_batch, train_batch
+from jaxnet_lite.training.validation import validate_arrays
+
+_CONV_LAYER_NAMES = ("Conv", "Pooling")
+
+
+def _layers_in(model: Layer) -> Iterable[Layer]:
+    yield model
+    for child in getattr(model, "layers", []) or []:
+        if child is not model:
+            yield from _layers_in(child)
+
+
+def choose_steps_per_execution(model: Layer, steps: int, backend: str | None = None) -> int:
+    """How many steps to run per dispatch ("auto").
+
+    Measured on a 2-core CPU (DESIGN.md): a `lax` loop over steps made the tutorial MLP 2.3x faster per
+    step, but made conv models 7x slower, because XLA:CPU compiles convolution gradients inside loop bodies
+    poorly. So on CPU, models with convolutions or poolings run one step per dispatch and others run up
+    to 64 steps per dispatch; on accelerators loops behave, so up to 64 steps run per dispatch always.
+    """
+    backend = backend or jax.default_backend()
+    has_conv = any(any(tag in type(layer).__name__ for tag in _CONV_LAYER_NAMES) for layer in _layers_in(model))
+    if backend == "cpu" and has_conv:
+        return 1
+    return max(1, min(steps, 64))
+
+
+class _Interrupt:
+    """Turns Ctrl-C during `fit` into a flag checked between dispatches, so no step is cut in half."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous = None
+
+    def __enter__(self) -> _Interrupt:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:  # a second Ctrl-C stops at once
+            raise KeyboardInterrupt
+        self.requested = True
+        print("\nInterrupted: stopping after the current steps (Ctrl-C again to abort).", flush=True)
+
+    def __exit__(self, *exc) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+class _TrainerHandle:
+    """What callbacks see as `self.model` when the trainer wraps a plain layer (not a Keras model)."""
+
+    def __init__(self, trainer: Trainer) -> None:
+        self.trainer = trainer
+        self.stop_training = False
+
+    def get_weights(self):
+        return [np.asarray(a) for a in jax.tree.leaves(self.trainer.variables)]
+
+    def set_weights(self, weights):
+        leaves, treedef = jax.tree.flatten(self.trainer.variables)
+        self.trainer.variables = jax.tree.unflatten(treedef, [jnp.asarray(w, o.dtype) for w, o in zip(weights, leaves)])
+
+    def save_weights(self, path):
+        from jaxnet_lite import checkpoint
+
+        params, state = self.trainer.variables
+        checkpoint.save(path, {"params": params, "state": state})
+
+
+class Trainer:
+    """Trains a model (any `Layer`) with a loss, an Optax optimizer and metrics.
+
+    `Trainer(model, loss, optimizer="adam", metrics=(), seed=0)`; the whole training state is one
+    pytree, `trainer.train_state` (a `TrainState`), ready to checkpoint.
+    """
+
+    def __init__(self, model: Layer, loss: Any, optimizer: Any = "adam", metrics: Sequence[Any] = (),
+                 seed: int = 0, steps_per_execution: int | str = "auto", mesh: Mesh | None = None,
+                 variables: Any = None) -> None:
+        self.model = model
+        self.loss = losses_lib.get(loss)
+        self.optimizer = optimizers_lib.get(optimizer)
+        self.metric_set = MetricSet(list(metrics or ()), self.loss.name)
+        self.objective = Objective.create(model, self.loss)
+        if steps_per_execution != "auto" and (not isinstance(steps_per_execution, int) or steps_per_execution < 1):
+            raise ValueError(f"steps_per_execution must be 'auto' or a positive int, got {steps_per_execution!r}")
+        self.steps_per_execution = steps_per_execution
+        self.seed = seed
+        self.mesh = mesh if mesh is not None else (Mesh(np.array(jax.devices()), ("batch",))
+                                                    if jax.device_count() > 1 else None)
+        self.train_state = self._place(TrainState.create(model, self.optimizer, seed, variables=variables))
+        self._compiled: dict[Any, Any] = {}
+        self.history: History | None = None
+
+    # -- state ------------------------------------------------------------------------------------
+    @property
+    def variables(self) -> Variables:
+        return Variables(self.train_state.params, self.train_state.state)
+
+    @variables.setter
+    def variables(self, value: Any) -> None:
+        params, state = value
+        self.train_state = self._place(self.train_state._replace(params=params, state=state))
+
+    @property
+    def learning_rate(self) -> float:
+        lr = optimizers_lib.get_learning_rate(self.train_state.opt_state)
+        if lr is None:
+            raise ValueError("this optimizer has no adjustable learning rate (pass a name like 'adam', or wrap "
+                             "an Optax optimizer in optax.inject_hyperparams)")
+        return float(lr)
+
+    @learning_rate.setter
+    def learning_rate(self, value: float) -> None:
+        opt_state = optimizers_lib.set_learning_rate(self.train_state.opt_state, value)
+        self.train_state = self._place(self.train_state._replace(opt_state=opt_state))
+
+    def save_checkpoint(self, path: Any, epoch: int | None = None) -> None:
+        """The full `TrainState` (for exact resume with `fit(..., initial_epoch=epoch)`)."""
+        from jaxnet_lite import checkpoint
+
+        checkpoint.save(path, self.train_state, metadata={"epoch": epoch, "kind": "train_state"})
+
+    def restore_checkpoint(self, path: Any) -> int | None:
+        """Load a full `TrainState` saved by `save_checkpoint`; returns the epoch it was saved at."""
+        from jaxnet_lite import checkpoint
+
+        self.train_state = self._place(checkpoint.restore(path, target=self.train_state))
+        return checkpoint.read_metadata(path).get("epoch")
+
+    # -- placement --------------------------------------------------------------------------------
+    def _replicated(self) -> Any:
+        return NamedSharding(self.mesh, PartitionSpec()) if self.mesh is not None else None
+
+    def _place(self, tree: Any) -> Any:
+        if self.mesh is None:
+            return tree
+        return jax.device_put(tree, self._replicated())
+
+    def _to_device(self, tree: Any) -> Any:
+        def put(a):
+            a = np.asarray(a) if not isinstance(a, jax.Array) else a
+            return jax.device_put(a, self._replicated()) if self.mesh is not None else jnp.asarray(a)
+
+        return jax.tree.map(put, tree)
+
+    def _shard_batch(self, tree: Any) -> Any:
+        if self.mesh is None:
+            return tree
+        spec = NamedSharding(self.mesh, PartitionSpec("batch"))
+        return jax.tree.map(lambda a: jax.lax.with_sharding_constraint(a, spec), tree)
+
+    def _padded_batch_size(self, batch_size: int) -> int:
+        devices = self.mesh.size if self.mesh is not None else 1
+        return -(-batch_size // devices) * devices
+
+    # -- compiled pieces --------------------------------------------------------------------------
+    def _zero_sums(self) -> dict:
+        names = ["loss", "count", *self._metric_names()]
+        return self._place({k: jnp.zeros((), jnp.float32) for k in names})
+
+    def _metric_names(self) -> list[str]:
+        return [m if isinstance(m, str) else getattr(m, "name", getattr(m, "__name__", "metric"))
+                for m in self.metric_set.identifiers]
+
+    def _train_fn(self, k: int) -> Any:
+        key = ("train", k)
+        if key not in self._compiled:
+            objective, metric_set, optimizer = self.objective, self.metric_set, self.optimizer
+
+            def one(ts, sums, x_all, y_all, index, weight, i):
+                idx = index[i]
+                xb = self._shard_batch(jax.tree.map(lambda a: jnp.take(a, idx, axis=0), x_all))
+                yb = self._shard_batch(jax.tree.map(lambda a: jnp.take(a, idx, axis=0), y_all))
+                ts, batch = train_batch(objective, metric_set, optimizer, ts, xb, yb, weight[i])
+                return ts, {n: sums[n] + batch[n] for n in sums}
+
+            def chunk(ts, sums, x_all, y_all, index, weight, start):
+                if k == 1:
+                    return one(ts, sums, x_all, y_all, index, weight, start)
+                body = lambda j, carry: one(*carry[:2], x_all, y_all, index, weight, start + j)  # noqa: E731
+                return jax.lax.fori_loop(0, k, body, (ts, sums))
+
+            self._compiled[key] = jax.jit(chunk, donate_argnums=(0, 1))
+        return self._compiled[key]
+
+    def _eval_fn(self, k: int) -> Any:
+        key = ("eval", k)
+        if key not in self._compiled:
+            objective, metric_set = self.objective, self.metric_set
+
+            def one(params, state, sums, x_all, y_all, index, weight, i):
+                idx = index[i]
+                xb = self._shard_batch(jax.tree.map(lambda a: jnp.take(a, idx, axis=0), x_all))
+                yb = self._shard_batch(jax.tree.map(lambda a: jnp.take(a, idx, axis=0), y_all))
+                batch = eval_batch(objective, metric_set, params, state, xb, yb, weight[i])
+                return {n: sums[n] + batch[n] for n in sums}
+
+            def chunk(params, state, sums, x_all, y_all, index, weight, start):
+                if k == 1:
+                    return one(params, state, sums, x_all, y_all, index, weight, start)
+                body = lambda j, s: one(params, state, s, x_all, y_all, index, weight, start + j)  # noqa: E731
+                return jax.lax.fori_loop(0, k, body, sums)
+
+            self._compiled[key] = jax.jit(chunk, donate_argnums=(2,))
+        return self._compiled[key]
+
+    @staticmethod
+    @partial(jax.jit, static_argnums=(1, 2, 3, 4))
+    def _epoch_index(key: Any, n: int, steps: int, batch_size: int, padded: int) -> tuple[jax.Array, jax.Array]:
+        """`(steps, padded)` example indices for an epoch (shuffled when `key` is given) and their weights."""
+        order = jnp.arange(n) if key is None else jax.random.permutation(key, n)
+        flat = jnp.zeros((steps * batch_size,), jnp.int32).at[:n].set(order.astype(jnp.int32))
+        weight = (jnp.arange(steps * batch_size) < n).astype(jnp.float32)
+        index = flat.reshape(steps, batch_size)
+        weight = weight.reshape(steps, batch_size)
+        if padded > batch_size:
+            index = jnp.pad(index, ((0, 0), (0, padded - batch_size)))
+            weight = jnp.pad(weight, ((0, 0), (0, padded - batch_size)))
+        return index, weight
+
+    def _steps_per_execution(self, steps: int) -> int:
+        if self.steps_per_execution == "auto":
+            return choose_steps_per_execution(self.model, steps)
+        return min(int(self.steps_per_execution), steps)
+
+    # -- running over arrays ------------------------------------------------------------------------
+    def _run_train_epoch(self, x, y, n, batch_size, epoch, shuffle, bar, interrupt, callbacks, batch_hooks):
+        steps = math.ceil(n / batch_size)
+        padded = self._padded_batch_size(batch_size)
+        key = jax.random.fold_in(jax.random.fold_in(self.train_state.rng, 0x5EED), epoch) if shuffle else None
+        index, weight = self._place(self._epoch_index(key, n, steps, batch_size, padded))
+        k = 1 if batch_hooks else self._steps_per_execution(steps)
+        sums = self._zero_sums()
+        start, last_shown = 0, time.perf_counter()
+        while start < steps and not interrupt.requested:
+            size = k if steps - start >= k else 1
+            if batch_hooks:
+                callbacks.on_train_batch_begin(start)
+            self.train_state, sums = self._train_fn(size)(self.train_state, sums, x, y, index, weight, start)
+            start += size
+            if batch_hooks:
+                callbacks.on_train_batch_end(start - 1, self._logs(sums))
+            if bar.dynamic and bar.verbose == 1 and time.perf_counter() - last_shown > 0.2:
+                bar.update(start, self._logs(sums))
+                last_shown = time.perf_counter()
+        return self._logs(sums), start
+
+    def _run_eval(self, params, state, x, y, batch_size, bar=None) -> dict[str, float]:
+        n = num_examples(x)
+        steps = math.ceil(n / batch_size)
+        padded = self._padded_batch_size(batch_size)
+        index, weight = self._place(self._epoch_index(None, n, steps, batch_size, padded))
+        k = self._steps_per_execution(steps)
+        sums = self._zero_sums()
+        start = 0
+        while start < steps:
+            size = k if steps - start >= k else 1
+            sums = self._eval_fn(size)(params, state, sums, x, y, index, weight, start)
+            start += size
+            if bar is not None and bar.dynamic:
+                bar.update(start, self._logs(sums))
+        logs = self._logs(sums)
+        if bar is not None:
+            bar.update(steps, logs, finalize=True)
+        return logs
+
+    @staticmethod
+    def _logs(sums: dict) -> dict[str, float]:
+        host = jax.device_get(sums)
+        count = max(float(host["count"]), 1.0)
+        return {k: float(host[k]) / count for k in sorted(host) if k != "count"}
+
+    # -- the Keras API ------------------------------------------------------------------------------
+    def fit(self, x: Any = None, y: Any = None, batch_size: int | None = None, epochs: int = 1,
+            verbose: Any = "auto", callbacks: Sequence[Callback] | None = None, validation_split: float = 0.0,
+            validation_data: Any = None, shuffle: bool = True, initial_epoch: int = 0,
+            steps_per_epoch: int | None = None, validation_batch_size: int | None = None,
+            validation_freq: int = 1) -> History:
+        """Train for `epochs` epochs; returns a `History` (`history.history["val_loss"]`, `history.epoch`)."""
+        if x is not None and y is None and not _is_array_tree(x):
+            from jaxnet_lite.training.streaming import fit_stream
+
+            return fit_stream(self, x, epochs=epochs, verbose=verbose, callbacks=callbacks,
+                              validation_data=validation_data, initial_epoch=initial_epoch,
+                              steps_per_epoch=steps_per_epoch, validation_batch_size=validation_batch_size)
+        if validation_split and validation_data is not None:
+            validation_data = validation_data  # Keras: validation_data takes precedence.
+        elif validation_split:
+            (x, y), validation_data = train_val_split(x, y, validation_split)
+        batch_size = 32 if batch_size is None else batch_size
+        n = validate_arrays(self, x, y, batch_size, "fit")
+        x_dev, y_dev = self._to_device(x), self._to_device(y)
+        val = None
+        if validation_data is not None:
+            if len(validation_data) != 2:
+                raise ValueError("validation_data must be a tuple (x_val, y_val)")
+            vx, vy = validation_data
+            validate_arrays(self, vx, vy, None, "validation_data")
+            val = (self._to_device(vx), self._to_device(vy))
+        verbose = resolve_verbose(verbose)
+        history = History()
+        cbs = CallbackList([history, *(callbacks or ())])
+        handle = self.model if hasattr(self.model, "stop_training") and hasattr(self.model, "get_weights") \
+            else _TrainerHandle(self)
+        handle.stop_training = False
+        steps = math.ceil(n / batch_size)
+        cbs.set_model(handle)
+        cbs.set_params({"epochs": epochs, "steps": steps, "verbose": verbose})
+        batch_hooks = cbs.wants_batch_hooks()
+        cbs.on_train_begin()
+        logs: dict[str, float] = {}
+        with _Interrupt() as interrupt:
+            for epoch in range(initial_epoch, epochs):
+                cbs.on_epoch_begin(epoch)
+                if verbose:
+                    print(f"Epoch {epoch + 1}/{epochs}", flush=True)
+                bar = Progbar(steps, verbose)
+                logs, done = self._run_train_epoch(x_dev, y_dev, n, batch_size, epoch, shuffle, bar, interrupt,
+                                                   cbs, batch_hooks)
+                if interrupt.requested and done < steps:
+                    print(f"Epoch {epoch + 1} interrupted after {done}/{steps} steps; it is not recorded.")
+                    break
+                if val is not None and (epoch + 1) % validation_freq == 0:
+                    params, state = self.variables
+                    val_logs = self._run_eval(params, state, *val, validation_batch_size or batch_size)
+                    logs.update({f"val_{k}": v for k, v in val_logs.items()})
+                bar.update(steps, logs, finalize=True)
+                cbs.on_epoch_end(epoch, logs)
+                if handle.stop_training or interrupt.requested:
+                    break
+        cbs.on_train_end(logs)
+        self.history = history
+        return history
+
+    def evaluate(self, x: Any = None, y: Any = None, batch_size: int | None = None, verbose: Any = "auto",
+                 return_dict: bool = False, **kwargs: Any) -> Any:
+        """Loss and metrics on `(x, y)`: `[loss, *metrics]` like Keras (a float without metrics), or a dict."""
+        batch_size = 32 if batch_size is None else batch_size
+        n = validate_arrays(self, x, y, None, "evaluate")
+        bar = Progbar(math.ceil(n / min(batch_size, n)), resolve_verbose(verbose))
+        params, state = self.variables
+        logs = self._run_eval(params, state, self._to_device(x), self._to_device(y), min(batch_size, n), bar)
+        if return_dict:
+            return logs
+        values = [logs["loss"], *(logs[m] for m in self._metric_names())]
+        return values[0] if len(values) == 1 else values
+
+    def predict(self, x: Any, batch_size: int | None = None, verbose: Any = "auto", **kwargs: Any) -> Any:
+        """Model outputs for `x` (NumPy), in inference mode, batch by batch."""
+        params, state = self.variables
+        return predict_arrays(self.model, params, state, x, batch_size=batch_size or 32, verbose=verbose)
+
+
+def _is_array_tree(x: Any) -> bool:
+    """True for arrays and dicts/lists/tuples of arrays (in-memory data), False for batch iterables."""
+    leaves = jax.tree.leaves(x)
+    return bool(leaves) and all(isinstance(a, (np.ndarray, jax.Array)) or np.isscalar(a) for a in leaves) and not (
+        hasattr(x, "__next__")
+    )

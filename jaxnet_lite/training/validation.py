@@ -1,0 +1,78 @@
+"""Early, readable checks on the data given to `fit`/`evaluate`, run before anything is compiled."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import numpy as np
+
+from jaxnet_lite.data.arrays import check_consistent_length
+
+
+def _shapes_of(x: Any) -> Any:
+    if isinstance(x, dict):
+        return [tuple(np.shape(v)[1:]) for v in x.values()]
+    if isinstance(x, (list, tuple)):
+        return [tuple(np.shape(v)[1:]) for v in x]
+    return tuple(np.shape(x)[1:])
+
+
+def validate_arrays(trainer: Any, x: Any, y: Any, batch_size: int | None, where: str) -> int:
+    """Check lengths, batch size, NaNs and label shapes/ranges against the model; returns the example count."""
+    if x is None or y is None:
+        raise ValueError(f"{where}: needs both x and y (got {'no x' if x is None else 'no y'})")
+    n = check_consistent_length(x, y)
+    if n == 0:
+        raise ValueError(f"{where}: x and y hold no examples")
+    if batch_size is not None:
+        if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+            raise ValueError(f"{where}: batch_size must be a positive integer, got {batch_size!r}")
+        if batch_size > n:
+            raise ValueError(f"{where}: batch_size {batch_size} is larger than the {n} training examples")
+    for path, leaf in jax.tree_util.tree_flatten_with_path(x)[0]:
+        a = np.asarray(leaf) if not isinstance(leaf, jax.Array) else leaf
+        if np.issubdtype(a.dtype, np.floating) and bool(np.isnan(np.asarray(a)).any()):
+            raise ValueError(f"{where}: x{jax.tree_util.keystr(path)} contains NaN values")
+    out_shape = trainer.model.output_shape(_shapes_of(x))
+    outputs = out_shape if isinstance(out_shape, list) else [out_shape]
+    labels = list(y.values()) if isinstance(y, dict) else list(y) if isinstance(y, (list, tuple)) else [y]
+    if len(outputs) > 1 and len(labels) == 1:
+        labels = labels * len(outputs)
+    if len(labels) != len(outputs):
+        raise ValueError(f"{where}: the model has {len(outputs)} outputs but y holds {len(labels)} arrays")
+    for i, (shape, label) in enumerate(zip(outputs, labels)):
+        _check_labels(trainer.loss.name, shape, np.asarray(label), where, i if len(outputs) > 1 else None)
+    return n
+
+
+def _check_labels(loss_name: str, out_shape: tuple, y: np.ndarray, where: str, index: int | None) -> None:
+    name = "y" if index is None else f"y[{index}]"
+    label_shape = tuple(y.shape[1:])
+    if loss_name == "sparse_categorical_crossentropy":
+        classes = out_shape[-1]
+        if label_shape not in (out_shape[:-1], (*out_shape[:-1], 1)):
+            raise ValueError(
+                f"{where}: sparse_categorical_crossentropy expects integer labels of shape (batch,"
+                f"{''.join(f' {d},' for d in out_shape[:-1])}) for model output (batch, "
+                f"{', '.join(map(str, out_shape))}), got {name} of shape {y.shape}"
+            )
+        if y.size and (y.min() < 0 or y.max() >= classes):
+            raise ValueError(
+                f"{where}: {name} holds labels from {int(y.min())} to {int(y.max())}, but the model outputs "
+                f"{classes} classes (labels must be in [0, {classes - 1}])"
+            )
+    elif loss_name in ("categorical_crossentropy", "binary_crossentropy"):
+        if label_shape != tuple(out_shape):
+            hint = " (one-hot width must equal the number of output units; use to_categorical(y, num_classes))" \
+                if loss_name == "categorical_crossentropy" else ""
+            raise ValueError(
+                f"{where}: {loss_name} expects {name} of shape (batch, {', '.join(map(str, out_shape))}) to match "
+                f"the model output, got {y.shape}{hint}"
+            )
+    elif loss_name in ("mean_squared_error", "mean_absolute_error", "huber") and label_shape != tuple(out_shape):
+        if not (label_shape == () and tuple(out_shape) == (1,)):
+            raise ValueError(
+                f"{where}: {loss_name} expects {name} of shape (batch, {', '.join(map(str, out_shape))}) to match "
+                f"the model output, got {y.shape}"
+            )
