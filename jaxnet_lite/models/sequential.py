@@ -64,6 +64,12 @@ class Sequential(KerasSurface, Serial):
         if value is not None:
             self._input_from_input_layer = value
 
+    def check_input_shape(self, input_shape):
+        declared = self.declared_input_shape
+        if declared is not None and tuple(input_shape) != tuple(declared):
+            raise self.error(f"expects input shape {tuple(declared)} (without the batch axis), got {tuple(input_shape)}")
+        super().check_input_shape(input_shape)
+
     def init(self, rng, input_shape=None):
         if input_shape is None and self.declared_input_shape is None:
             raise self.error(

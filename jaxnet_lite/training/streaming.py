@@ -8,6 +8,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxnet_lite.training.callbacks import CallbackList, History
 from jaxnet_lite.training.predict import num_examples, pad_to
@@ -71,6 +72,7 @@ def fit_stream(trainer: Any, dataset: Iterable[Any], *, epochs: int, verbose: An
             if batch_size is None:
                 batch_size = num_examples(batch[0])
             x, y, w = _padded(batch, batch_size)
+            trainer._ensure_state(tuple(np.shape(jax.tree.leaves(x)[0])[1:]))
             trainer.train_state, batch_sums = step(trainer.train_state, x, y, w)
             sums = batch_sums if sums is None else jax.tree.map(jnp.add, sums, batch_sums)
             steps += 1

@@ -30,7 +30,7 @@ from jaxnet_lite.training.predict import num_examples, predict_arrays
 from jaxnet_lite.training.progress import Progbar, resolve_verbose
 from jaxnet_lite.training.state import TrainState
 from jaxnet_lite.training.step import MetricSet, Objective, eval_batch, train_batch
-from jaxnet_lite.training.validation import validate_arrays
+from jaxnet_lite.training.validation import _shapes_of, validate_arrays
 
 _CONV_LAYER_NAMES = ("Conv", "Pooling")
 
@@ -122,11 +122,35 @@ class Trainer:
         self.seed = seed
         self.mesh = mesh if mesh is not None else (Mesh(np.array(jax.devices()), ("batch",))
                                                     if jax.device_count() > 1 else None)
-        self.train_state = self._place(TrainState.create(model, self.optimizer, seed, variables=variables))
+        self._train_state: TrainState | None = None
+        self._initial_variables = variables
+        if variables is not None or _declared_input_shape(model) is not None:
+            self._ensure_state(None)
         self._compiled: dict[Any, Any] = {}
         self.history: History | None = None
 
     # -- state ------------------------------------------------------------------------------------
+    def _ensure_state(self, input_shape: Any) -> TrainState:
+        """Create the training state on first need; a model without a declared input shape waits for data."""
+        if self._train_state is None:
+            ts = TrainState.create(self.model, self.optimizer, self.seed, input_shape=input_shape,
+                                   variables=self._initial_variables)
+            self._train_state = self._place(ts)
+        return self._train_state
+
+    @property
+    def train_state(self) -> TrainState:
+        if self._train_state is None:
+            raise RuntimeError(
+                f"{self.model.describe()} has no input shape yet: its variables are created by the first "
+                "fit/evaluate, or declare input_shape= on the first layer"
+            )
+        return self._train_state
+
+    @train_state.setter
+    def train_state(self, value: TrainState) -> None:
+        self._train_state = value
+
     @property
     def variables(self) -> Variables:
         return Variables(self.train_state.params, self.train_state.state)
@@ -312,7 +336,7 @@ class Trainer:
             steps_per_epoch: int | None = None, validation_batch_size: int | None = None,
             validation_freq: int = 1) -> History:
         """Train for `epochs` epochs; returns a `History` (`history.history["val_loss"]`, `history.epoch`)."""
-        if x is not None and y is None and not _is_array_tree(x):
+        if x is not None and y is None and not isinstance(x, (np.ndarray, jax.Array, dict)):
             from jaxnet_lite.training.streaming import fit_stream
 
             return fit_stream(self, x, epochs=epochs, verbose=verbose, callbacks=callbacks,
@@ -322,8 +346,9 @@ class Trainer:
             validation_data = validation_data  # Keras: validation_data takes precedence.
         elif validation_split:
             (x, y), validation_data = train_val_split(x, y, validation_split)
-        batch_size = 32 if batch_size is None else batch_size
         n = validate_arrays(self, x, y, batch_size, "fit")
+        batch_size = min(32, n) if batch_size is None else batch_size
+        self._ensure_state(_shapes_of(x))
         x_dev, y_dev = self._to_device(x), self._to_device(y)
         val = None
         if validation_data is not None:
@@ -372,6 +397,7 @@ class Trainer:
         """Loss and metrics on `(x, y)`: `[loss, *metrics]` like Keras (a float without metrics), or a dict."""
         batch_size = 32 if batch_size is None else batch_size
         n = validate_arrays(self, x, y, None, "evaluate")
+        self._ensure_state(_shapes_of(x))
         bar = Progbar(math.ceil(n / min(batch_size, n)), resolve_verbose(verbose))
         params, state = self.variables
         logs = self._run_eval(params, state, self._to_device(x), self._to_device(y), min(batch_size, n), bar)
@@ -382,13 +408,11 @@ class Trainer:
 
     def predict(self, x: Any, batch_size: int | None = None, verbose: Any = "auto", **kwargs: Any) -> Any:
         """Model outputs for `x` (NumPy), in inference mode, batch by batch."""
+        self._ensure_state(_shapes_of(x))
         params, state = self.variables
         return predict_arrays(self.model, params, state, x, batch_size=batch_size or 32, verbose=verbose)
 
 
-def _is_array_tree(x: Any) -> bool:
-    """True for arrays and dicts/lists/tuples of arrays (in-memory data), False for batch iterables."""
-    leaves = jax.tree.leaves(x)
-    return bool(leaves) and all(isinstance(a, (np.ndarray, jax.Array)) or np.isscalar(a) for a in leaves) and not (
-        hasattr(x, "__next__")
-    )
+def _declared_input_shape(model: Layer) -> Any:
+    return getattr(model, "declared_input_shape", None)
+

@@ -11,6 +11,7 @@ from jaxnet_lite.data.arrays import check_consistent_length
 
 
 def _shapes_of(x: Any) -> Any:
+    """Example shapes (no batch axis) of `x`: a tuple, or a list of them for multi-input data."""
     if isinstance(x, dict):
         return [tuple(np.shape(v)[1:]) for v in x.values()]
     if isinstance(x, (list, tuple)):
