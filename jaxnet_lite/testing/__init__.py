@@ -41,9 +41,17 @@ def assert_trees_close(a: Any, b: Any, *, atol: float = 1e-5, rtol: float = 1e-5
         raise AssertionError(f"{what}: structures differ:\n  {sa}\n  {sb}")
     for (path, x), y in zip(jax.tree_util.tree_flatten_with_path(a)[0], jax.tree.leaves(b)):
         where = jax.tree_util.keystr(path) or "(root)"
+        x, y = _key_data(x), _key_data(y)
         if np.shape(x) != np.shape(y):
             raise AssertionError(f"{what}{where}: shapes differ: {np.shape(x)} vs {np.shape(y)}")
         np.testing.assert_allclose(np.asarray(x), np.asarray(y), atol=atol, rtol=rtol, err_msg=f"{what}{where}")
+
+
+def _key_data(x: Any) -> Any:
+    """Typed PRNG keys compare by their raw key data."""
+    if isinstance(x, jax.Array) and jnp.issubdtype(x.dtype, jax.dtypes.prng_key):
+        return jax.random.key_data(x)
+    return x
 
 
 def _output_shapes(y: Any) -> Any:

@@ -1,0 +1,49 @@
+"""Data parallelism: 8 simulated CPU devices give the same training result as one device."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+
+SCRIPT = textwrap.dedent("""
+    import json
+    import jax, numpy as np
+    from jaxnet_lite import Sequential
+    from jaxnet_lite.layers import Dense, Dropout
+    from jaxnet_lite.datasets import iris
+    from jaxnet_lite.utils import to_categorical
+    (x, y), _ = iris.load_data()
+    y = to_categorical(y, 3)
+    model = Sequential([Dense(16, input_shape=(4,), activation="relu"), Dropout(0.2),
+                        Dense(3, activation="softmax")])
+    model.compile(loss="categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
+    h = model.fit(x, y, batch_size=20, epochs=3, verbose=0, validation_split=0.1)
+    ts = model.trainer.train_state
+    print(json.dumps({
+        "devices": jax.device_count(),
+        "history": h.history,
+        "params": [np.asarray(a).tolist() for a in jax.tree.leaves(ts.params)],
+        "replicated": all(a.sharding.is_fully_replicated for a in jax.tree.leaves(ts.params)),
+        "n_shards": len(jax.tree.leaves(ts.params)[0].sharding.device_set),
+    }))
+""")
+
+
+def run(devices: int) -> dict:
+    env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}", JAX_PLATFORMS="cpu")
+    out = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_eight_devices_match_one():
+    one, eight = run(1), run(8)
+    assert one["devices"] == 1 and eight["devices"] == 8
+    assert eight["replicated"] and eight["n_shards"] == 8  # params live on all 8 devices
+    for key in one["history"]:
+        np.testing.assert_allclose(eight["history"][key], one["history"][key], rtol=1e-5, atol=1e-6)
+    for a, b in zip(one["params"], eight["params"]):
+        np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-5, atol=1e-6)
