@@ -16,9 +16,11 @@ from jaxnet_lite.utils import to_categorical
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--epochs", type=int, default=30)
 parser.add_argument("--data-dir", default=None, help="directory holding mnist/ (default: $JAXNET_LITE_DATA_DIR)")
+parser.add_argument("--limit", type=int, default=None, help="use only the first N training images (smoke tests)")
 args = parser.parse_args()
 
 (x_train, y_train), (x_test, y_test) = keras.datasets.mnist.load_data(args.data_dir)
+x_train, y_train = x_train[: args.limit], y_train[: args.limit]
 x_train = x_train.astype("float32") / 255  # normalize the pixels' values to 0-1 range
 x_test = x_test.astype("float32") / 255
 x_train = np.expand_dims(x_train, -1)  # The input shape for Conv2D is (H,W,1)

@@ -17,6 +17,14 @@ import optax
 EPSILON = 1e-7  # Keras' backend.epsilon(), used to clip probabilities.
 
 
+def align_labels(y_true: Any, y_pred: jax.Array) -> jax.Array:
+    """Labels of shape (N,) against outputs (N, 1) become (N, 1), as Keras' `squeeze_or_expand_to_same_rank`."""
+    y_true = jnp.asarray(y_true)
+    if y_true.ndim == y_pred.ndim - 1 and y_pred.shape[-1] == 1:
+        y_true = y_true[..., None]
+    return y_true
+
+
 def _per_example(values: jax.Array) -> jax.Array:
     """Mean over every axis but the batch axis (Keras' per-sample reduction for elementwise losses)."""
     return values.reshape(values.shape[0], -1).mean(axis=1) if values.ndim > 1 else values
@@ -52,7 +60,7 @@ def sparse_categorical_crossentropy(y_true, y_pred, from_logits: bool = False, a
 
 def binary_crossentropy(y_true, y_pred, from_logits: bool = False, label_smoothing: float = 0.0):
     """Mean over the last axis of the elementwise binary cross-entropy."""
-    y_true = jnp.asarray(y_true, y_pred.dtype)
+    y_true = align_labels(y_true, y_pred).astype(y_pred.dtype)
     if label_smoothing:
         y_true = y_true * (1.0 - label_smoothing) + 0.5 * label_smoothing
     if from_logits:
@@ -64,16 +72,16 @@ def binary_crossentropy(y_true, y_pred, from_logits: bool = False, label_smoothi
 
 
 def mean_squared_error(y_true, y_pred):
-    return _per_example(jnp.square(y_pred - jnp.asarray(y_true, y_pred.dtype)))
+    return _per_example(jnp.square(y_pred - align_labels(y_true, y_pred).astype(y_pred.dtype)))
 
 
 def mean_absolute_error(y_true, y_pred):
-    return _per_example(jnp.abs(y_pred - jnp.asarray(y_true, y_pred.dtype)))
+    return _per_example(jnp.abs(y_pred - align_labels(y_true, y_pred).astype(y_pred.dtype)))
 
 
 def huber(y_true, y_pred, delta: float = 1.0):
     """Quadratic within `delta`, linear beyond (Keras' Huber, default delta 1.0)."""
-    err = jnp.abs(y_pred - jnp.asarray(y_true, y_pred.dtype))
+    err = jnp.abs(y_pred - align_labels(y_true, y_pred).astype(y_pred.dtype))
     quad = jnp.minimum(err, delta)
     return _per_example(0.5 * quad**2 + delta * (err - quad))
 

@@ -26,7 +26,7 @@ def sparse_categorical_accuracy(y_true, y_pred):
 
 
 def binary_accuracy(y_true, y_pred, threshold: float = 0.5):
-    hits = (jnp.asarray(y_true) > threshold) == (y_pred > threshold)
+    hits = (losses.align_labels(y_true, y_pred) > threshold) == (y_pred > threshold)
     return hits.reshape(hits.shape[0], -1).mean(axis=1).astype(jnp.float32)
 
 

@@ -29,6 +29,9 @@ _FACTORIES: dict[str, Callable[..., optax.GradientTransformation]] = {
 }
 
 
+_STRUCTURAL = {"sgd": ("momentum", "nesterov"), "rmsprop": ("momentum", "centered")}
+
+
 def get(identifier: str | optax.GradientTransformation, **kwargs: Any) -> optax.GradientTransformation:
     """`get("adam")` gives Optax Adam with Keras' defaults (lr 1e-3, eps 1e-7); Optax objects pass through.
 
@@ -42,7 +45,9 @@ def get(identifier: str | optax.GradientTransformation, **kwargs: Any) -> optax.
         if name not in _FACTORIES:
             raise ValueError(f"unknown optimizer {identifier!r}; expected one of {sorted(_FACTORIES)} or an Optax "
                              "GradientTransformation")
-        return optax.inject_hyperparams(_FACTORIES[name])(**kwargs)
+        # Structural options must stay Python values under jit; only numbers become hyper-parameters.
+        static = tuple(k for k in ("momentum", "nesterov", "centered") if k in _STRUCTURAL.get(name, ()))
+        return optax.inject_hyperparams(_FACTORIES[name], static_args=static)(**kwargs)
     raise ValueError(f"optimizer must be a name or an optax.GradientTransformation, got {identifier!r}")
 
 

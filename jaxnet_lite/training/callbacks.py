@@ -214,7 +214,11 @@ class LearningRateScheduler(Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         trainer = self.model.trainer
-        lr = float(self.schedule(epoch, float(trainer.learning_rate)))
+        try:
+            lr = self.schedule(epoch, float(trainer.learning_rate))
+        except TypeError:  # the old one-argument form, schedule(epoch), as Keras still accepts
+            lr = self.schedule(epoch)
+        lr = float(lr)
         if not isinstance(lr, float) or math.isnan(lr):
             raise ValueError(f"LearningRateScheduler: schedule must return a float, got {lr!r}")
         trainer.learning_rate = lr
@@ -242,8 +246,9 @@ class ReduceLROnPlateau(Callback):
         self.monitor_op: Callable | None = None
 
     def _reset(self) -> None:
-        op = _monitor_direction(self.monitor, self.mode, "ReduceLROnPlateau")
-        if op is np.less:
+        # Keras' rule here (unlike EarlyStopping): "auto" means max when the name contains "acc", else min.
+        maximize = self.mode == "max" or (self.mode == "auto" and "acc" in self.monitor)
+        if not maximize:
             self.monitor_op = lambda a, b: np.less(a, b - self.min_delta)
             self.best = float("inf")
         else:

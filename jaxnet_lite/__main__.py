@@ -1,0 +1,7 @@
+"""`python -m jaxnet_lite` runs the `jaxnet-lite` command."""
+
+import sys
+
+from jaxnet_lite.cli import main
+
+sys.exit(main())

@@ -1,0 +1,112 @@
+"""The demo, the examples and the `jaxnet-lite` command, run end to end."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from jaxnet_lite import cli, runs
+
+REPO = Path(__file__).resolve().parents[1]
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def run(args, env=None, timeout=600):
+    return subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **(env or {})})
+
+
+def test_demo_end_to_end(tmp_path, capsys):
+    results = runs.demo(out=tmp_path / "run", seed=0, verbose=2)
+    out = capsys.readouterr().out
+    assert "Total params: 2,371" in out and "Iris test accuracy" in out and "Digits test accuracy" in out
+    folder = tmp_path / "run"
+    saved = json.loads((folder / "history.json").read_text())
+    assert saved["iris_mlp"]["test_accuracy"] == results["iris_mlp"]["test_accuracy"] >= 0.93
+    assert saved["digits_cnn"]["test_accuracy"] >= 0.95
+    assert len(saved["iris_mlp"]["history"]["val_loss"]) == saved["iris_mlp"]["epochs"]
+    png = (folder / "curves.png").read_bytes()
+    assert png.startswith(PNG_MAGIC)
+    import matplotlib.image
+
+    image = matplotlib.image.imread(folder / "curves.png")
+    assert image.shape[0] > 300 and image.shape[1] > 600
+    assert (folder / "iris_mlp.weights.npz").stat().st_size > 0
+    assert (folder / "digits_cnn.weights.npz").stat().st_size > 0
+
+
+def test_demo_without_matplotlib_still_runs(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    runs.demo(out=tmp_path, seed=1, max_epochs=2, verbose=0)
+    out = capsys.readouterr().out
+    assert "no curves.png" in out and "pip install 'jaxnet_lite[plot]'" in out
+    assert (tmp_path / "history.json").exists() and not (tmp_path / "curves.png").exists()
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["train", "resnet"], "invalid choice: 'resnet'"),
+    (["train", "mnist-cnn", "--epochs", "0"], "expected a positive integer, got 0"),
+    (["train", "mnist-cnn", "--batch-size", "x"], "expected a positive integer, got 'x'"),
+    (["fly"], "invalid choice: 'fly'"),
+    ([], "the following arguments are required: COMMAND"),
+])
+def test_cli_argument_errors_exit_2_with_one_line(argv, message, capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err
+    assert re.match(r"jaxnet-lite( \w+)?: error: ", err)
+
+
+def test_cli_help_for_every_command():
+    for argv in (["--help"], ["demo", "--help"], ["train", "--help"]):
+        out = run(["-m", "jaxnet_lite", *argv], timeout=120)
+        assert out.returncode == 0 and "usage: jaxnet-lite" in out.stdout
+
+
+def test_cli_missing_mnist_names_all_options(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("JAXNET_LITE_DATA_DIR", str(tmp_path))
+    monkeypatch.setitem(sys.modules, "tensorflow_datasets", None)
+    assert cli.main(["train", "mnist-cnn", "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert "--data-dir" in err and "JAXNET_LITE_DATA_DIR" in err and "tensorflow-datasets" in err
+
+
+def test_example_iris_mlp():
+    out = run(["examples/iris_mlp.py", "--epochs", "60"])
+    assert out.returncode == 0, out.stderr[-2000:]
+    accuracies = [float(a) for a in re.findall(r"test accuracy ([\d.]+)%", out.stdout)]
+    assert len(accuracies) == 2 and min(accuracies) >= 80.0
+    assert out.stdout.count("Total params: 2,371") == 2
+
+
+def test_example_research_loop():
+    out = run(["examples/research_loop.py", "--steps", "300"])
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert float(re.search(r"test accuracy ([\d.]+)%", out.stdout).group(1)) >= 85.0
+
+
+def test_example_mnist_cnn_smoke(shared_data):
+    out = run(["examples/mnist_cnn.py", "--epochs", "1", "--limit", "3000"],
+              env={"JAXNET_LITE_DATA_DIR": str(shared_data)})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "Total params: 34,826" in out.stdout
+    assert float(re.search(r"The test accuracy is ([\d.]+)%", out.stdout).group(1)) >= 60.0  # chance: 10%
+
+
+@pytest.mark.slow
+def test_tutorial_mnist_two_epochs_reaches_target(shared_data, tmp_path, capsys):
+    """The tutorial's MNIST CNN, 2 epochs on the real files, through `jaxnet-lite train mnist-cnn`."""
+    code = cli.main(["train", "mnist-cnn", "--data-dir", str(shared_data), "--epochs", "2", "--verbose", "2",
+                     "--out", str(tmp_path)])
+    assert code == 0
+    out = capsys.readouterr().out
+    accuracy = float(re.search(r"The test accuracy is ([\d.]+)%", out).group(1))
+    saved = json.loads((tmp_path / "history.json").read_text())
+    assert saved["epochs"] == 2 and len(saved["history"]["val_accuracy"]) == 2
+    assert accuracy >= 98.5
