@@ -229,6 +229,8 @@ def as_tuple(value: Any, n: int, what: str, owner: str) -> tuple[int, ...]:
     """Keras' int-or-tuple arguments (`kernel_size=3` -> `(3, 3)`), validated as positive ints."""
     if isinstance(value, int) or hasattr(value, "__index__") and not isinstance(value, (tuple, list)):
         value = (int(value),) * n
+    if not isinstance(value, (tuple, list)):
+        raise LayerError(f"{owner}: {what} must be a positive int or a tuple of {n} positive ints, got {value!r}")
     value = tuple(value)
     if len(value) != n or not all(isinstance(v, int) and v > 0 for v in value):
         raise LayerError(f"{owner}: {what} must be a positive int or a tuple of {n} positive ints, got {value!r}")

@@ -145,6 +145,13 @@ class LayerNormalization(Layer):
 
     def call(self, params, state, x, *, rng=None, training=False):
         axes = _normalize_axes(self, self.axis, x.ndim - 1)
+        features = tuple(x.shape[a] for a in axes)
+        for name in ("gamma", "beta"):
+            if name in params and tuple(params[name].shape) != features:
+                raise self.error(
+                    f"expects {tuple(params[name].shape)} features on axis {self.axis} (its {name}), "
+                    f"got input {tuple(x.shape)}"
+                )
         mean = jnp.mean(x, axis=axes, keepdims=True)
         var = jnp.var(x, axis=axes, keepdims=True)
         y = (x - mean) * jax.lax.rsqrt(var + self.epsilon)

@@ -13,7 +13,6 @@ import signal
 import threading
 import time
 from collections.abc import Iterable, Sequence
-from functools import partial
 from typing import Any
 
 import jax
@@ -24,12 +23,13 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jaxnet_lite import losses as losses_lib
 from jaxnet_lite import optimizers as optimizers_lib
 from jaxnet_lite.core import Layer, Variables
-from jaxnet_lite.data.arrays import check_consistent_length, train_val_split
+from jaxnet_lite.data.arrays import train_val_split
+from jaxnet_lite.training import loop
 from jaxnet_lite.training.callbacks import Callback, CallbackList, History
 from jaxnet_lite.training.predict import num_examples, predict_arrays
 from jaxnet_lite.training.progress import Progbar, resolve_verbose
 from jaxnet_lite.training.state import TrainState
-from jaxnet_lite.training.step import MetricSet, Objective, eval_batch, train_batch
+from jaxnet_lite.training.step import MetricSet, Objective
 from jaxnet_lite.training.validation import _shapes_of, validate_arrays
 
 _CONV_LAYER_NAMES = ("Conv", "Pooling")
@@ -212,70 +212,35 @@ class Trainer:
         devices = self.mesh.size if self.mesh is not None else 1
         return -(-batch_size // devices) * devices
 
-    # -- compiled pieces --------------------------------------------------------------------------
-    def _zero_sums(self) -> dict:
-        names = ["loss", "count", *self._metric_names()]
-        return self._place({k: jnp.zeros((), jnp.float32) for k in names})
-
+    # -- compiled pieces (cached per shape) ----------------------------------------------------------
     def _metric_names(self) -> list[str]:
         return [m if isinstance(m, str) else getattr(m, "name", getattr(m, "__name__", "metric"))
                 for m in self.metric_set.identifiers]
 
-    def _train_fn(self, k: int) -> Any:
-        key = ("train", k)
+    def _sum_names(self) -> list[str]:
+        return ["loss", "count", *self._metric_names()]
+
+    def _cached(self, key: tuple, build: Any) -> Any:
         if key not in self._compiled:
-            objective, metric_set, optimizer = self.objective, self.metric_set, self.optimizer
-
-            def one(ts, sums, x_all, y_all, index, weight, i):
-                idx = index[i]
-                xb = self._shard_batch(jax.tree.map(lambda a: jnp.take(a, idx, axis=0), x_all))
-                yb = self._shard_batch(jax.tree.map(lambda a: jnp.take(a, idx, axis=0), y_all))
-                ts, batch = train_batch(objective, metric_set, optimizer, ts, xb, yb, weight[i])
-                return ts, {n: sums[n] + batch[n] for n in sums}
-
-            def chunk(ts, sums, x_all, y_all, index, weight, start):
-                if k == 1:
-                    return one(ts, sums, x_all, y_all, index, weight, start)
-                body = lambda j, carry: one(*carry[:2], x_all, y_all, index, weight, start + j)  # noqa: E731
-                return jax.lax.fori_loop(0, k, body, (ts, sums))
-
-            self._compiled[key] = jax.jit(chunk, donate_argnums=(0, 1))
+            self._compiled[key] = build()
         return self._compiled[key]
 
-    def _eval_fn(self, k: int) -> Any:
-        key = ("eval", k)
-        if key not in self._compiled:
-            objective, metric_set = self.objective, self.metric_set
+    def _train_chunk(self, k: int) -> Any:
+        return self._cached(("train", k), lambda: loop.make_train_chunk(
+            self.objective, self.metric_set, self.optimizer, k, self._shard_batch))
 
-            def one(params, state, sums, x_all, y_all, index, weight, i):
-                idx = index[i]
-                xb = self._shard_batch(jax.tree.map(lambda a: jnp.take(a, idx, axis=0), x_all))
-                yb = self._shard_batch(jax.tree.map(lambda a: jnp.take(a, idx, axis=0), y_all))
-                batch = eval_batch(objective, metric_set, params, state, xb, yb, weight[i])
-                return {n: sums[n] + batch[n] for n in sums}
+    def _train_epoch(self, n: int, steps: int, batch_size: int, padded: int, shuffle: bool) -> Any:
+        return self._cached(("epoch", n, steps, batch_size, padded, shuffle), lambda: loop.make_train_epoch(
+            self.objective, self.metric_set, self.optimizer, self._sum_names(), n, steps, batch_size, padded,
+            shuffle, self._shard_batch))
 
-            def chunk(params, state, sums, x_all, y_all, index, weight, start):
-                if k == 1:
-                    return one(params, state, sums, x_all, y_all, index, weight, start)
-                body = lambda j, s: one(params, state, s, x_all, y_all, index, weight, start + j)  # noqa: E731
-                return jax.lax.fori_loop(0, k, body, sums)
+    def _eval_chunk(self, k: int) -> Any:
+        return self._cached(("eval", k), lambda: loop.make_eval_chunk(
+            self.objective, self.metric_set, k, self._shard_batch))
 
-            self._compiled[key] = jax.jit(chunk, donate_argnums=(2,))
-        return self._compiled[key]
-
-    @staticmethod
-    @partial(jax.jit, static_argnums=(1, 2, 3, 4))
-    def _epoch_index(key: Any, n: int, steps: int, batch_size: int, padded: int) -> tuple[jax.Array, jax.Array]:
-        """`(steps, padded)` example indices for an epoch (shuffled when `key` is given) and their weights."""
-        order = jnp.arange(n) if key is None else jax.random.permutation(key, n)
-        flat = jnp.zeros((steps * batch_size,), jnp.int32).at[:n].set(order.astype(jnp.int32))
-        weight = (jnp.arange(steps * batch_size) < n).astype(jnp.float32)
-        index = flat.reshape(steps, batch_size)
-        weight = weight.reshape(steps, batch_size)
-        if padded > batch_size:
-            index = jnp.pad(index, ((0, 0), (0, padded - batch_size)))
-            weight = jnp.pad(weight, ((0, 0), (0, padded - batch_size)))
-        return index, weight
+    def _index(self, key: Any, n: int, steps: int, batch_size: int, padded: int) -> tuple[jax.Array, jax.Array]:
+        build = lambda: jax.jit(loop.epoch_index, static_argnums=(1, 2, 3, 4))  # noqa: E731
+        return self._place(self._cached(("index",), build)(key, n, steps, batch_size, padded))
 
     def _steps_per_execution(self, steps: int) -> int:
         if self.steps_per_execution == "auto":
@@ -286,16 +251,20 @@ class Trainer:
     def _run_train_epoch(self, x, y, n, batch_size, epoch, shuffle, bar, interrupt, callbacks, batch_hooks):
         steps = math.ceil(n / batch_size)
         padded = self._padded_batch_size(batch_size)
-        key = jax.random.fold_in(jax.random.fold_in(self.train_state.rng, 0x5EED), epoch) if shuffle else None
-        index, weight = self._place(self._epoch_index(key, n, steps, batch_size, padded))
         k = 1 if batch_hooks else self._steps_per_execution(steps)
-        sums = self._zero_sums()
+        if k >= steps:  # the whole epoch in one dispatch: indices, steps and sums
+            self.train_state, sums = self._train_epoch(n, steps, batch_size, padded, shuffle)(
+                self.train_state, x, y, epoch)
+            return self._logs(sums), steps
+        key = loop.shuffle_key(self.train_state.rng, epoch) if shuffle else None
+        index, weight = self._index(key, n, steps, batch_size, padded)
+        sums = self._place(loop.zero_sums(self._sum_names()))
         start, last_shown = 0, time.perf_counter()
         while start < steps and not interrupt.requested:
             size = k if steps - start >= k else 1
             if batch_hooks:
                 callbacks.on_train_batch_begin(start)
-            self.train_state, sums = self._train_fn(size)(self.train_state, sums, x, y, index, weight, start)
+            self.train_state, sums = self._train_chunk(size)(self.train_state, sums, x, y, index, weight, start)
             start += size
             if batch_hooks:
                 callbacks.on_train_batch_end(start - 1, self._logs(sums))
@@ -308,13 +277,13 @@ class Trainer:
         n = num_examples(x)
         steps = math.ceil(n / batch_size)
         padded = self._padded_batch_size(batch_size)
-        index, weight = self._place(self._epoch_index(None, n, steps, batch_size, padded))
+        index, weight = self._index(None, n, steps, batch_size, padded)
         k = self._steps_per_execution(steps)
-        sums = self._zero_sums()
+        sums = self._place(loop.zero_sums(self._sum_names()))
         start = 0
         while start < steps:
             size = k if steps - start >= k else 1
-            sums = self._eval_fn(size)(params, state, sums, x, y, index, weight, start)
+            sums = self._eval_chunk(size)(params, state, sums, x, y, index, weight, start)
             start += size
             if bar is not None and bar.dynamic:
                 bar.update(start, self._logs(sums))

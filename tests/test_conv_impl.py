@@ -1,0 +1,66 @@
+"""The two convolution formulations (XLA's conv and patches + matmul) agree in values and gradients."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from jaxnet_lite.core import LayerError
+from jaxnet_lite.layers import Conv1D, Conv2D, Conv3D
+from jaxnet_lite.testing import assert_trees_close, check_layer_grads, make_input
+
+LAYERS = {1: Conv1D, 2: Conv2D, 3: Conv3D}
+
+
+@st.composite
+def cases(draw):
+    rank = draw(st.sampled_from([1, 2, 3]))
+    kernel = tuple(draw(st.integers(1, 4)) for _ in range(rank))  # even sizes exercise 'same' asymmetry
+    paddings = ["valid", "same"] + (["causal"] if rank == 1 else [])
+    padding = draw(st.sampled_from(paddings))
+    spatial = tuple(draw(st.integers(k, k + 4)) for k in kernel)
+    return rank, kernel, padding, (*spatial, draw(st.integers(1, 5))), draw(st.integers(1, 4))
+
+
+@given(case=cases(), seed=st.integers(0, 2**31 - 1))
+def test_im2col_matches_xla(case, seed):
+    rank, kernel, padding, shape, filters = case
+    xla = LAYERS[rank](filters, kernel, padding=padding, implementation="xla")
+    im2col = LAYERS[rank](filters, kernel, padding=padding, implementation="im2col")
+    params, state = xla.init(jax.random.key(seed), shape)
+    x = make_input(shape, 2, seed)
+    y_xla, _ = xla.apply(params, state, x)
+    y_col, _ = im2col.apply(params, state, x)
+    np.testing.assert_allclose(np.asarray(y_col), np.asarray(y_xla), rtol=1e-5, atol=1e-5)
+
+    def loss(layer):
+        return lambda p, xx: jnp.sum(jnp.sin(layer.apply(p, state, xx)[0]))
+
+    g_xla = jax.grad(loss(xla), argnums=(0, 1))(params, x)
+    g_col = jax.grad(loss(im2col), argnums=(0, 1))(params, x)
+    assert_trees_close(g_col, g_xla, atol=1e-4, rtol=1e-4, what="gradients")
+
+
+@pytest.mark.parametrize("padding", ["valid", "same"])
+def test_im2col_gradients_against_finite_differences(padding):
+    check_layer_grads(Conv2D(3, (2, 3), padding=padding, implementation="im2col"), (5, 6, 2))
+
+
+def test_auto_picks_im2col_for_few_channels_on_cpu():
+    if jax.default_backend() != "cpu":
+        pytest.skip("the rule is for XLA:CPU")
+    assert Conv2D(8, 3).uses_im2col(1)
+    assert not Conv2D(8, 3).uses_im2col(32)
+    assert not Conv2D(8, 3, strides=2).uses_im2col(1)
+    assert not Conv2D(8, 3, implementation="xla").uses_im2col(1)
+
+
+def test_im2col_refuses_strides():
+    layer = Conv2D(2, 3, strides=2, implementation="im2col")
+    params, state = layer.init(jax.random.key(0), (8, 8, 1))
+    with pytest.raises(LayerError, match="im2col' supports only strides 1"):
+        layer.apply(params, state, jnp.ones((1, 8, 8, 1)))
+    with pytest.raises(LayerError, match="implementation must be"):
+        Conv2D(2, 3, implementation="fast")
