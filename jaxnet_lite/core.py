@@ -46,8 +46,8 @@ def normalize_shape(shape: Any, *, what: str = "input_shape") -> Shape | list[Sh
         return [normalize_shape(s, what=what) for s in shape]
     if isinstance(shape, (list, tuple)) and all(isinstance(d, (int,)) or hasattr(d, "__index__") for d in shape):
         dims = tuple(int(d) for d in shape)
-        if any(d < 0 for d in dims):
-            raise LayerError(f"{what} must have non-negative dimensions, got {dims}")
+        if any(d < 1 for d in dims):
+            raise LayerError(f"{what} must have positive dimensions, got {dims}")
         return dims
     raise LayerError(f"{what} must be a tuple of ints (without the batch axis), got {shape!r}")
 

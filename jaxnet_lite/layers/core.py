@@ -69,6 +69,8 @@ class Dense(ActivationMixin, Layer):
 
     def call(self, params, state, x, *, rng=None, training=False):
         kernel = params["kernel"]
+        if not hasattr(x, "ndim"):
+            raise self.error(f"expects one array, got {type(x).__name__}")
         if x.ndim < 2 or x.shape[-1] != kernel.shape[0]:
             raise self.error(
                 f"expects input of shape (batch, ..., {kernel.shape[0]}) to match its kernel "
@@ -132,6 +134,8 @@ class Reshape(Layer):
         self.target_shape = target_shape
 
     def check_input_shape(self, input_shape):
+        if isinstance(input_shape, list):
+            raise self.error(f"expects one input, got shapes {shape_str(input_shape)}")
         self.compute_output_shape(input_shape)
 
     def call(self, params, state, x, *, rng=None, training=False):
