@@ -264,3 +264,16 @@ def test_wrong_input_shape_names_the_layer(compiled):
 def test_unknown_names(kwargs, match):
     with pytest.raises(ValueError, match=match):
         mlp().compile(**kwargs)
+
+
+def test_dict_inputs_for_a_multi_input_model_in_any_order():
+    x, y, _, _ = iris_data()
+    a, b = Input((2,), name="a"), Input((3,), name="b")
+    h = jnl.layers.Concatenate()([Dense(8, activation="relu")(a), Dense(8, activation="relu")(b)])
+    model = Model([a, b], Dense(3, activation="softmax")(h))
+    model.compile(loss="categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
+    inputs = {"b": x[:, 1:], "a": x[:, :2]}  # dict order differs from the model's inputs
+    h1 = model.fit(inputs, y, batch_size=16, epochs=2, verbose=0)
+    as_list = model.evaluate([x[:, :2], x[:, 1:]], y, verbose=0, return_dict=True)
+    as_dict = model.evaluate(inputs, y, verbose=0, return_dict=True)
+    assert as_list == pytest.approx(as_dict) and len(h1.epoch) == 2

@@ -30,7 +30,7 @@ from jaxnet_lite.training.predict import num_examples, predict_arrays
 from jaxnet_lite.training.progress import Progbar, resolve_verbose
 from jaxnet_lite.training.state import TrainState
 from jaxnet_lite.training.step import MetricSet, Objective
-from jaxnet_lite.training.validation import _shapes_of, validate_arrays
+from jaxnet_lite.training.validation import example_shapes, validate_arrays
 
 _CONV_LAYER_NAMES = ("Conv", "Pooling")
 
@@ -317,7 +317,7 @@ class Trainer:
             (x, y), validation_data = train_val_split(x, y, validation_split)
         n = validate_arrays(self, x, y, batch_size, "fit")
         batch_size = min(32, n) if batch_size is None else batch_size
-        self._ensure_state(_shapes_of(x))
+        self._ensure_state(example_shapes(x, self.model))
         x_dev, y_dev = self._to_device(x), self._to_device(y)
         val = None
         if validation_data is not None:
@@ -366,7 +366,7 @@ class Trainer:
         """Loss and metrics on `(x, y)`: `[loss, *metrics]` like Keras (a float without metrics), or a dict."""
         batch_size = 32 if batch_size is None else batch_size
         n = validate_arrays(self, x, y, None, "evaluate")
-        self._ensure_state(_shapes_of(x))
+        self._ensure_state(example_shapes(x, self.model))
         bar = Progbar(math.ceil(n / min(batch_size, n)), resolve_verbose(verbose))
         params, state = self.variables
         logs = self._run_eval(params, state, self._to_device(x), self._to_device(y), min(batch_size, n), bar)
@@ -377,7 +377,7 @@ class Trainer:
 
     def predict(self, x: Any, batch_size: int | None = None, verbose: Any = "auto", **kwargs: Any) -> Any:
         """Model outputs for `x` (NumPy), in inference mode, batch by batch."""
-        self._ensure_state(_shapes_of(x))
+        self._ensure_state(example_shapes(x, self.model))
         params, state = self.variables
         return predict_arrays(self.model, params, state, x, batch_size=batch_size or 32, verbose=verbose)
 

@@ -10,10 +10,15 @@ import numpy as np
 from jaxnet_lite.data.arrays import check_consistent_length
 
 
-def _shapes_of(x: Any) -> Any:
-    """Example shapes (no batch axis) of `x`: a tuple, or a list of them for multi-input data."""
+def example_shapes(x: Any, model: Any = None) -> Any:
+    """Example shapes (no batch axis) of `x`: a tuple, or a list of them for multi-input data.
+
+    A dict is ordered like the model's `Input`s (by name) when the model has them.
+    """
     if isinstance(x, dict):
-        return [tuple(np.shape(v)[1:]) for v in x.values()]
+        names = [t.node.layer.name for t in getattr(model, "inputs", [])]
+        keys = names if names and set(names) == set(x) else list(x)
+        return [tuple(np.shape(x[k])[1:]) for k in keys]
     if isinstance(x, (list, tuple)):
         return [tuple(np.shape(v)[1:]) for v in x]
     return tuple(np.shape(x)[1:])
@@ -35,7 +40,7 @@ def validate_arrays(trainer: Any, x: Any, y: Any, batch_size: int | None, where:
         a = np.asarray(leaf) if not isinstance(leaf, jax.Array) else leaf
         if np.issubdtype(a.dtype, np.floating) and bool(np.isnan(np.asarray(a)).any()):
             raise ValueError(f"{where}: x{jax.tree_util.keystr(path)} contains NaN values")
-    out_shape = trainer.model.output_shape(_shapes_of(x))
+    out_shape = trainer.model.output_shape(example_shapes(x, trainer.model))
     outputs = out_shape if isinstance(out_shape, list) else [out_shape]
     labels = list(y.values()) if isinstance(y, dict) else list(y) if isinstance(y, (list, tuple)) else [y]
     if len(outputs) > 1 and len(labels) == 1:
