@@ -52,6 +52,7 @@ def test_auto_picks_im2col_for_few_channels_on_cpu():
     if jax.default_backend() != "cpu":
         pytest.skip("the rule is for XLA:CPU")
     assert Conv2D(8, 3).uses_im2col(1)
+    assert not Conv2D(8, 3).uses_im2col(1, training=False)  # forward-only, XLA's conv is faster
     assert not Conv2D(8, 3).uses_im2col(32)
     assert not Conv2D(8, 3, strides=2).uses_im2col(1)
     assert not Conv2D(8, 3, implementation="xla").uses_im2col(1)

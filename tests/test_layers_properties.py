@@ -630,3 +630,21 @@ def test_low_precision_params_and_inputs_keep_their_dtype(name, training, dtype)
     assert y.dtype == jnp.dtype(dtype), f"{name}: output {y.dtype}"
     for leaf in jax.tree.leaves(new_state):
         assert leaf.dtype == jnp.dtype(dtype)
+
+
+@pytest.mark.parametrize("layer_fn", [
+    lambda: L.MaxPooling2D(2, padding="same"),
+    lambda: L.MaxPooling2D(3, strides=2),
+    lambda: L.AveragePooling2D(2, padding="same"),
+    lambda: L.AveragePooling2D(3, strides=1),
+    lambda: L.MaxPooling1D(2, padding="same"),
+    lambda: L.MaxPooling2D(2),
+])
+def test_pooling_gradients_under_jit_in_training(layer_fn):
+    """Regression: a traced init value made reduce_window's gradient fail inside jit (as in fit)."""
+    layer = layer_fn()
+    shape = (6, 2) if layer.rank == 1 else (6, 6, 2)
+    x = jnp.asarray(np.random.default_rng(0).normal(size=(2, *shape)), jnp.float32)
+    grad = jax.jit(jax.grad(lambda xx: jnp.sum(layer.apply({}, {}, xx, training=True)[0] ** 2)))(x)
+    eager = jax.grad(lambda xx: jnp.sum(layer.apply({}, {}, xx, training=False)[0] ** 2))(x)
+    np.testing.assert_allclose(np.asarray(grad), np.asarray(eager), rtol=1e-5, atol=1e-6)

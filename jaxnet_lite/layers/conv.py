@@ -138,8 +138,11 @@ class _Conv(ActivationMixin, Layer):
             return [((self.kernel_size[0] - 1) * self.dilation_rate[0], 0)]
         return self.padding.upper()
 
-    def uses_im2col(self, in_channels: int) -> bool:
-        """Whether `call` takes the patches + matmul path (see `conv_im2col`) for this input."""
+    def uses_im2col(self, in_channels: int, training: bool = True) -> bool:
+        """Whether `call` takes the patches + matmul path (see `conv_im2col`) for this input.
+
+        "auto" takes it only in training: the win is in the backward pass; forward-only, XLA's conv is faster.
+        """
         if self.implementation == "xla":
             return False
         simple = self.strides == (1,) * self.rank and self.dilation_rate == (1,) * self.rank and self.groups == 1
@@ -147,14 +150,14 @@ class _Conv(ActivationMixin, Layer):
             if not simple:
                 raise self.error("implementation='im2col' supports only strides 1, dilation_rate 1 and groups 1")
             return True
-        return simple and jax.default_backend() == "cpu" and in_channels <= IM2COL_MAX_CHANNELS
+        return simple and training and jax.default_backend() == "cpu" and in_channels <= IM2COL_MAX_CHANNELS
 
     def call(self, params, state, x, *, rng=None, training=False):
         kernel = params["kernel"]
         self._check_call_input(x, kernel, -2)
         dtype = jnp.result_type(x, kernel)
         x, kernel = x.astype(dtype), kernel.astype(dtype)
-        if self.uses_im2col(x.shape[-1]):
+        if self.uses_im2col(x.shape[-1], training):
             y = conv_im2col(x, kernel, self.padding)
         else:
             y = lax.conv_general_dilated(

@@ -12,6 +12,7 @@ import math
 from typing import Any
 
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 from jaxnet_lite.core import Layer, LayerError, as_tuple, shape_str
@@ -61,7 +62,8 @@ class _Pooling(Layer):
                 f"expects input of rank {self.rank + 2} with the batch axis (batch, "
                 f"{_AXES_DOC[self.rank][1:-1]}), got {tuple(x.shape)}"
             )
-        pool = self.pool_fast if self.uses_fast_path else self.pool_general
+        # The fast form wins where its gradient is needed; XLA's reduce_window is faster forward-only.
+        pool = self.pool_fast if self.uses_fast_path and training else self.pool_general
         return pool(x), state
 
     def pool_fast(self, x):
@@ -81,15 +83,16 @@ class _Pooling(Layer):
         """`lax.reduce_window` for overlapping windows or 'same' padding (Keras semantics)."""
         window = (1, *self.pool_size, 1)
         strides = (1, *self.strides, 1)
+        # Init values must be NumPy constants: a traced init sends reduce_window down a path with no gradient.
         if self.reducer == "max":
-            init = -jnp.inf if jnp.issubdtype(x.dtype, jnp.floating) else jnp.iinfo(x.dtype).min
-            return lax.reduce_window(x, jnp.array(init, x.dtype), lax.max, window, strides, self.padding.upper())
-        total = lax.reduce_window(x, jnp.array(0, x.dtype), lax.add, window, strides, self.padding.upper())
+            init = -np.inf if jnp.issubdtype(x.dtype, jnp.floating) else jnp.iinfo(x.dtype).min
+            return lax.reduce_window(x, np.array(init, x.dtype), lax.max, window, strides, self.padding.upper())
+        total = lax.reduce_window(x, np.array(0, x.dtype), lax.add, window, strides, self.padding.upper())
         if self.padding == "valid":
             return total / math.prod(self.pool_size)
         # 'same': average over the real (unpadded) elements only, as Keras does.
         ones = jnp.ones((1, *x.shape[1:-1], 1), x.dtype)
-        count = lax.reduce_window(ones, jnp.array(0, x.dtype), lax.add, window, strides, "SAME")
+        count = lax.reduce_window(ones, np.array(0, x.dtype), lax.add, window, strides, "SAME")
         return total / count
 
 

@@ -99,3 +99,26 @@ def make_eval_chunk(objective: Objective, metric_set: MetricSet, k: int, shard: 
         return _repeat(k, body, start, sums)
 
     return jax.jit(chunk, donate_argnums=(2,))
+
+
+def make_epoch_setup(names: Sequence[str], n: int, steps: int, batch_size: int, padded: int, shuffle: bool
+                     ) -> Callable:
+    """`setup(rng, epoch) -> (index, weight, zero sums)` in one dispatch, for epochs run in chunks."""
+
+    def setup(rng: jax.Array, epoch: Any):
+        key = shuffle_key(rng, epoch) if shuffle else None
+        return (*epoch_index(key, n, steps, batch_size, padded), zero_sums(names))
+
+    return jax.jit(setup)
+
+
+def make_eval_all(objective: Objective, metric_set: MetricSet, names: Sequence[str], n: int, steps: int,
+                  batch_size: int, padded: int, shard: Shard) -> Callable:
+    """`evaluate(params, state, x, y) -> sums`: a whole evaluation in one dispatch."""
+
+    def run(params, state, x, y):
+        index, weight = epoch_index(None, n, steps, batch_size, padded)
+        chunk = make_eval_chunk(objective, metric_set, steps, shard).__wrapped__
+        return chunk(params, state, zero_sums(names), x, y, index, weight, 0)
+
+    return jax.jit(run)

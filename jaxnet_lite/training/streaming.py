@@ -83,8 +83,8 @@ def fit_stream(trainer: Any, dataset: Iterable[Any], *, epochs: int, verbose: An
         if validation_data is not None:
             vx, vy = validation_data
             params, state = trainer.variables
-            val = trainer._run_eval(params, state, trainer._to_device(vx), trainer._to_device(vy),
-                                    validation_batch_size or batch_size)
+            val = trainer._logs(trainer._run_eval(params, state, trainer._to_device(vx), trainer._to_device(vy),
+                                                  validation_batch_size or batch_size))
             logs.update({f"val_{k}": v for k, v in val.items()})
         bar.target = steps
         bar.update(steps, logs, finalize=True)

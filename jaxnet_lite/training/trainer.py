@@ -238,9 +238,13 @@ class Trainer:
         return self._cached(("eval", k), lambda: loop.make_eval_chunk(
             self.objective, self.metric_set, k, self._shard_batch))
 
-    def _index(self, key: Any, n: int, steps: int, batch_size: int, padded: int) -> tuple[jax.Array, jax.Array]:
-        build = lambda: jax.jit(loop.epoch_index, static_argnums=(1, 2, 3, 4))  # noqa: E731
-        return self._place(self._cached(("index",), build)(key, n, steps, batch_size, padded))
+    def _epoch_setup(self, n: int, steps: int, batch_size: int, padded: int, shuffle: bool) -> Any:
+        return self._cached(("setup", n, steps, batch_size, padded, shuffle), lambda: loop.make_epoch_setup(
+            self._sum_names(), n, steps, batch_size, padded, shuffle))
+
+    def _eval_all(self, n: int, steps: int, batch_size: int, padded: int) -> Any:
+        return self._cached(("eval_all", n, steps, batch_size, padded), lambda: loop.make_eval_all(
+            self.objective, self.metric_set, self._sum_names(), n, steps, batch_size, padded, self._shard_batch))
 
     def _steps_per_execution(self, steps: int) -> int:
         if self.steps_per_execution == "auto":
@@ -249,16 +253,15 @@ class Trainer:
 
     # -- running over arrays ------------------------------------------------------------------------
     def _run_train_epoch(self, x, y, n, batch_size, epoch, shuffle, bar, interrupt, callbacks, batch_hooks):
+        """One epoch; returns the device-side sums (no host sync unless a bar or batch hook asks) and steps run."""
         steps = math.ceil(n / batch_size)
         padded = self._padded_batch_size(batch_size)
         k = 1 if batch_hooks else self._steps_per_execution(steps)
         if k >= steps:  # the whole epoch in one dispatch: indices, steps and sums
             self.train_state, sums = self._train_epoch(n, steps, batch_size, padded, shuffle)(
                 self.train_state, x, y, epoch)
-            return self._logs(sums), steps
-        key = loop.shuffle_key(self.train_state.rng, epoch) if shuffle else None
-        index, weight = self._index(key, n, steps, batch_size, padded)
-        sums = self._place(loop.zero_sums(self._sum_names()))
+            return sums, steps
+        index, weight, sums = self._epoch_setup(n, steps, batch_size, padded, shuffle)(self.train_state.rng, epoch)
         start, last_shown = 0, time.perf_counter()
         while start < steps and not interrupt.requested:
             size = k if steps - start >= k else 1
@@ -271,26 +274,28 @@ class Trainer:
             if bar.dynamic and bar.verbose == 1 and time.perf_counter() - last_shown > 0.2:
                 bar.update(start, self._logs(sums))
                 last_shown = time.perf_counter()
-        return self._logs(sums), start
+        return sums, start
 
-    def _run_eval(self, params, state, x, y, batch_size, bar=None) -> dict[str, float]:
+    def _run_eval(self, params, state, x, y, batch_size, bar=None) -> dict:
+        """Device-side loss and metric sums over `(x, y)` in inference mode."""
         n = num_examples(x)
         steps = math.ceil(n / batch_size)
         padded = self._padded_batch_size(batch_size)
-        index, weight = self._index(None, n, steps, batch_size, padded)
         k = self._steps_per_execution(steps)
-        sums = self._place(loop.zero_sums(self._sum_names()))
-        start = 0
-        while start < steps:
-            size = k if steps - start >= k else 1
-            sums = self._eval_chunk(size)(params, state, sums, x, y, index, weight, start)
-            start += size
-            if bar is not None and bar.dynamic:
-                bar.update(start, self._logs(sums))
-        logs = self._logs(sums)
+        if k >= steps and (bar is None or not bar.dynamic):
+            sums = self._eval_all(n, steps, batch_size, padded)(params, state, x, y)
+        else:
+            index, weight, sums = self._epoch_setup(n, steps, batch_size, padded, False)(self.train_state.rng, 0)
+            start = 0
+            while start < steps:
+                size = k if steps - start >= k else 1
+                sums = self._eval_chunk(size)(params, state, sums, x, y, index, weight, start)
+                start += size
+                if bar is not None and bar.dynamic:
+                    bar.update(start, self._logs(sums))
         if bar is not None:
-            bar.update(steps, logs, finalize=True)
-        return logs
+            bar.update(steps, self._logs(sums), finalize=True)
+        return sums
 
     @staticmethod
     def _logs(sums: dict) -> dict[str, float]:
@@ -336,6 +341,9 @@ class Trainer:
         cbs.set_model(handle)
         cbs.set_params({"epochs": epochs, "steps": steps, "verbose": verbose})
         batch_hooks = cbs.wants_batch_hooks()
+        # With nobody watching between epochs (no callbacks but History, no output), the per-epoch host
+        # read is deferred to the end, so epochs dispatch back to back without a sync.
+        deferred: list | None = [] if verbose == 0 and not callbacks else None
         cbs.on_train_begin()
         logs: dict[str, float] = {}
         with _Interrupt() as interrupt:
@@ -344,22 +352,35 @@ class Trainer:
                 if verbose:
                     print(f"Epoch {epoch + 1}/{epochs}", flush=True)
                 bar = Progbar(steps, verbose)
-                logs, done = self._run_train_epoch(x_dev, y_dev, n, batch_size, epoch, shuffle, bar, interrupt,
+                sums, done = self._run_train_epoch(x_dev, y_dev, n, batch_size, epoch, shuffle, bar, interrupt,
                                                    cbs, batch_hooks)
                 if interrupt.requested and done < steps:
                     print(f"Epoch {epoch + 1} interrupted after {done}/{steps} steps; it is not recorded.")
                     break
+                val_sums = None
                 if val is not None and (epoch + 1) % validation_freq == 0:
                     params, state = self.variables
-                    val_logs = self._run_eval(params, state, *val, validation_batch_size or batch_size)
-                    logs.update({f"val_{k}": v for k, v in val_logs.items()})
-                bar.update(steps, logs, finalize=True)
-                cbs.on_epoch_end(epoch, logs)
+                    val_sums = self._run_eval(params, state, *val, validation_batch_size or batch_size)
+                if deferred is not None:
+                    deferred.append((epoch, sums, val_sums))
+                else:
+                    logs = self._epoch_logs(sums, val_sums)
+                    bar.update(steps, logs, finalize=True)
+                    cbs.on_epoch_end(epoch, logs)
                 if handle.stop_training or interrupt.requested:
                     break
+        for epoch, sums, val_sums in deferred or ():
+            logs = self._epoch_logs(sums, val_sums)
+            cbs.on_epoch_end(epoch, logs)
         cbs.on_train_end(logs)
         self.history = history
         return history
+
+    def _epoch_logs(self, sums: dict, val_sums: dict | None) -> dict[str, float]:
+        logs = self._logs(sums)
+        if val_sums is not None:
+            logs.update({f"val_{k}": v for k, v in self._logs(val_sums).items()})
+        return logs
 
     def evaluate(self, x: Any = None, y: Any = None, batch_size: int | None = None, verbose: Any = "auto",
                  return_dict: bool = False, **kwargs: Any) -> Any:
@@ -369,7 +390,8 @@ class Trainer:
         self._ensure_state(example_shapes(x, self.model))
         bar = Progbar(math.ceil(n / min(batch_size, n)), resolve_verbose(verbose))
         params, state = self.variables
-        logs = self._run_eval(params, state, self._to_device(x), self._to_device(y), min(batch_size, n), bar)
+        logs = self._logs(self._run_eval(params, state, self._to_device(x), self._to_device(y), min(batch_size, n),
+                                         bar))
         if return_dict:
             return logs
         values = [logs["loss"], *(logs[m] for m in self._metric_names())]

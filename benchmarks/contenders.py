@@ -1,0 +1,48 @@
+"""The contenders: what each one is, where its code lives, and what it needs installed.
+
+Every contender is a class built as `Cls(workload, arrays, seed)` with three methods, each blocking until
+the device is done (the worker times them):
+
+- `train(epochs) -> float`: train that many epochs over the workload's training set, return a training loss;
+- `evaluate(repeats) -> (loss, accuracy)`: that many passes over the test set in inference mode;
+- `info() -> dict`: optional facts (FLOP counts, versions).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import importlib.util
+
+REFERENCE = "ref_jit"  # ratios are to this contender, measured in the same run
+
+
+@dataclasses.dataclass(frozen=True)
+class Contender:
+    name: str
+    module: str
+    cls: str
+    description: str
+    requires: tuple[str, ...] = ()  # optional packages (the `bench` extra); skipped when absent
+    cpu_skip: tuple[str, ...] = ()  # workloads left out by default on CPU (too slow to be worth the wait)
+
+    def missing(self) -> list[str]:
+        """Required packages that are not importable (checked without importing them)."""
+        return [p for p in self.requires if importlib.util.find_spec(p) is None]
+
+    def load(self) -> type:
+        return getattr(importlib.import_module(self.module), self.cls)
+
+
+ALL = {c.name: c for c in [
+    Contender("jnl_fit", "benchmarks.jnl_contenders", "JnlFit", "jaxnet_lite model.fit (Trainer.fit) on NumPy"),
+    Contender("jnl_step", "benchmarks.jnl_contenders", "JnlStep", "jaxnet_lite make_train_step, plain loop"),
+    Contender("ref_jit", "benchmarks.reference_jax", "ReferenceJit", "hand-written JAX+Optax, jit per step"),
+    # DESIGN.md: on XLA:CPU a conv gradient inside a loop body runs ~14x slower, so an epoch of the CNN in
+    # lax.scan takes minutes; it stays available with --contenders ref_scan and runs by default elsewhere.
+    Contender("ref_scan", "benchmarks.reference_jax", "ReferenceScan", "hand-written JAX+Optax, lax.scan per epoch",
+              cpu_skip=("cnn",)),
+    Contender("keras_jax", "benchmarks.keras_contender", "KerasJax", "Keras 3, JAX backend, model.fit",
+              requires=("keras",)),
+    Contender("flax_nnx", "benchmarks.flax_contender", "FlaxNnx", "Flax NNX, MNIST-example style", requires=("flax",)),
+]}

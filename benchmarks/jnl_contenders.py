@@ -1,0 +1,110 @@
+"""jaxnet_lite as its users run it: the Keras surface (`model.fit`) and the pure `make_train_step`.
+
+- `JnlFit` ("jnl_fit"): `model.compile(...)` then `model.fit(x, y, batch_size, epochs)` on NumPy arrays,
+  exactly the tutorial (it is `Trainer.fit` underneath: `compile` only attaches a `Trainer`);
+- `JnlStep` ("jnl_step"): `make_train_step` + `TrainState.create` in a plain Python loop over
+  device-resident batches (the data is put on the device once; each epoch one jitted call permutes it
+  and cuts the batches, see `batches.py`; a short last batch stays short, as a user would write it).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import numpy as np
+import optax
+
+import jaxnet_lite as jnl
+from benchmarks.batches import epoch_batches
+from jaxnet_lite.layers import Conv2D, Dense, Dropout, Flatten, MaxPooling2D
+
+
+def build_model(workload: str) -> jnl.Sequential:
+    """The workload's model, as the tutorial writes it (softmax output)."""
+    if workload == "cnn":
+        return jnl.Sequential([
+            Conv2D(32, (3, 3), activation="relu", input_shape=(28, 28, 1)), MaxPooling2D((2, 2)),
+            Conv2D(64, (3, 3), activation="relu"), MaxPooling2D((2, 2)),
+            Flatten(), Dropout(0.5), Dense(10, activation="softmax"),
+        ])
+    if workload == "mlp":
+        return jnl.Sequential([Dense(32, activation="relu", input_shape=(4,)), Dense(32, activation="relu"),
+                               Dense(32, activation="relu"), Dense(3, activation="softmax")])
+    if workload == "wide":
+        return jnl.Sequential([Dense(1024, activation="relu", input_shape=(784,)),
+                               Dense(1024, activation="relu"), Dense(10, activation="softmax")])
+    raise ValueError(f"unknown workload {workload!r}")
+
+
+def _inference_flops(model: jnl.Sequential, input_shape: tuple[int, ...]) -> float | None:
+    from jaxnet_lite.models.summary import flops_per_example
+
+    return flops_per_example(model, input_shape)
+
+
+class JnlFit:
+    """`model.fit` on NumPy arrays, one call per window (so the host-to-device copy is counted)."""
+
+    def __init__(self, workload: Any, arrays: tuple[np.ndarray, ...], seed: int = 0) -> None:
+        self.workload = workload
+        self.x, self.y, self.x_test, self.y_test = arrays
+        self.model = build_model(workload.name)
+        self.model.compile(loss="categorical_crossentropy", optimizer=optax.adam(1e-3), metrics=["accuracy"],
+                           seed=seed)
+
+    def train(self, epochs: int) -> float:
+        history = self.model.fit(self.x, self.y, batch_size=self.workload.batch_size, epochs=epochs, verbose=0)
+        return float(history.history["loss"][-1])
+
+    def evaluate(self, repeats: int = 1) -> tuple[float, float]:
+        for _ in range(repeats):
+            loss, acc = self.model.evaluate(self.x_test, self.y_test, batch_size=self.workload.batch_size,
+                                            verbose=0)
+        return float(loss), float(acc)
+
+    def info(self) -> dict:
+        return {"jnl_inference_flops_per_example": _inference_flops(self.model, self.workload.input_shape),
+                "steps_per_execution": _resolved_spe(self.model, self.workload.steps_per_epoch)}
+
+
+def _resolved_spe(model: Any, steps: int) -> int:
+    from jaxnet_lite.training.trainer import choose_steps_per_execution
+
+    return choose_steps_per_execution(model, steps)
+
+
+class JnlStep:
+    """`make_train_step` in a plain loop over batches sliced from device-resident, per-epoch permuted data."""
+
+    def __init__(self, workload: Any, arrays: tuple[np.ndarray, ...], seed: int = 0) -> None:
+        self.batch = workload.batch_size
+        x, y, x_test, y_test = arrays
+        self.x, self.y = jax.device_put(x), jax.device_put(y)
+        self.x_test, self.y_test = jax.device_put(x_test), jax.device_put(y_test)
+        self.model = build_model(workload.name)
+        optimizer = optax.adam(1e-3)
+        self.step = jnl.make_train_step(self.model, "categorical_crossentropy", optimizer, metrics=["accuracy"])
+        self.eval_step = jnl.make_eval_step(self.model, "categorical_crossentropy", metrics=["accuracy"])
+        self.ts = jnl.TrainState.create(self.model, optimizer, seed, input_shape=workload.input_shape)
+        self.key = jax.random.key(seed + 1)
+        self.epoch = 0
+
+    def train(self, epochs: int) -> float:
+        for _ in range(epochs):
+            for batch in epoch_batches(self.key, self.epoch, self.x, self.y, self.batch):
+                self.ts, logs = self.step(self.ts, batch)
+            self.epoch += 1
+        return float(logs["loss"])  # the last batch's loss; the only host sync of the window
+
+    def evaluate(self, repeats: int = 1) -> tuple[float, float]:
+        n = len(self.x_test)
+        test_batches = [(self.x_test[s:s + self.batch], self.y_test[s:s + self.batch]) for s in range(0, n, self.batch)]
+        for _ in range(repeats):
+            parts = [(self.eval_step(self.ts.params, self.ts.state, b), len(b[0])) for b in test_batches]
+        loss = sum(float(logs["loss"]) * k for logs, k in parts) / n
+        acc = sum(float(logs["accuracy"]) * k for logs, k in parts) / n
+        return loss, acc
+
+    def info(self) -> dict:
+        return {"jnl_inference_flops_per_example": _inference_flops(self.model, tuple(self.x.shape[1:]))}

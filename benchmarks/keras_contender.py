@@ -1,0 +1,60 @@
+"""Keras 3 on its JAX backend ("keras_jax"): the tutorial as written for Keras, `model.fit` on NumPy.
+
+The worker sets `KERAS_BACKEND=jax` in its environment before this module imports keras. Keras keeps
+its own defaults (its `MaxPooling2D` is `lax.reduce_window`, `steps_per_execution=1`, host-side
+shuffling and batching): that is what a Keras user gets.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+os.environ.setdefault("KERAS_BACKEND", "jax")
+import keras  # noqa: E402
+from keras import layers  # noqa: E402
+
+
+def build_model(workload: str) -> keras.Sequential:
+    if workload == "cnn":
+        return keras.Sequential([
+            keras.Input((28, 28, 1)), layers.Conv2D(32, (3, 3), activation="relu"), layers.MaxPooling2D((2, 2)),
+            layers.Conv2D(64, (3, 3), activation="relu"), layers.MaxPooling2D((2, 2)),
+            layers.Flatten(), layers.Dropout(0.5), layers.Dense(10, activation="softmax"),
+        ])
+    if workload == "mlp":
+        return keras.Sequential([keras.Input((4,)), layers.Dense(32, activation="relu"),
+                                 layers.Dense(32, activation="relu"), layers.Dense(32, activation="relu"),
+                                 layers.Dense(3, activation="softmax")])
+    if workload == "wide":
+        return keras.Sequential([keras.Input((784,)), layers.Dense(1024, activation="relu"),
+                                 layers.Dense(1024, activation="relu"), layers.Dense(10, activation="softmax")])
+    raise ValueError(f"unknown workload {workload!r}")
+
+
+class KerasJax:
+    """`model.compile` + `model.fit(x, y, batch_size, epochs)` + `model.evaluate`, Keras 3 / JAX."""
+
+    def __init__(self, workload: Any, arrays: tuple[np.ndarray, ...], seed: int = 0) -> None:
+        if keras.backend.backend() != "jax":
+            raise RuntimeError(f"Keras backend is {keras.backend.backend()!r}, not 'jax'")
+        keras.utils.set_random_seed(seed)
+        self.workload = workload
+        self.x, self.y, self.x_test, self.y_test = arrays
+        self.model = build_model(workload.name)
+        self.model.compile(loss="categorical_crossentropy", optimizer=keras.optimizers.Adam(1e-3),
+                           metrics=["accuracy"])
+
+    def train(self, epochs: int) -> float:
+        history = self.model.fit(self.x, self.y, batch_size=self.workload.batch_size, epochs=epochs, verbose=0)
+        return float(history.history["loss"][-1])
+
+    def evaluate(self, repeats: int = 1) -> tuple[float, float]:
+        for _ in range(repeats):
+            loss, acc = self.model.evaluate(self.x_test, self.y_test, batch_size=self.workload.batch_size, verbose=0)
+        return float(loss), float(acc)
+
+    def info(self) -> dict:
+        return {"keras_version": keras.__version__}

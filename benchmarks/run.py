@@ -1,0 +1,128 @@
+"""Benchmark command line: `python -m benchmarks [options]` (also `python benchmarks/run.py`).
+
+    python -m benchmarks --quick                                  # a minute-scale first look
+    python -m benchmarks --workloads cnn,mlp --out results.json   # the full run of RESULTS.md
+    python -m benchmarks --contenders jnl_fit,ref_jit --windows 5
+
+The parent process never touches the accelerator: it prepares the data, starts one worker process per
+contender (`benchmarks/worker.py`), alternates their measurement windows and writes the table and JSON.
+The same command runs on CPU or GPU: each worker uses JAX's default device, reported in the output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+if __package__ in (None, ""):  # `python benchmarks/run.py`
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks import contenders, report, workloads  # noqa: E402
+from benchmarks.session import REPO_ROOT, cold_start, measure, worker_env  # noqa: E402
+
+
+def _probe(peak_only: bool = False, quick: bool = False) -> dict:
+    cmd = [sys.executable, "-m", "benchmarks.probe"] + (["--peak-only"] if peak_only else []) + \
+        (["--quick"] if quick else [])
+    done = subprocess.run(cmd, capture_output=True, text=True, env=worker_env(), cwd=REPO_ROOT, timeout=900)
+    if done.returncode != 0:
+        raise SystemExit(f"device probe failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--workloads", default="cnn,mlp,wide", help="comma-separated: cnn, mlp, wide")
+    p.add_argument("--contenders", default=",".join(contenders.ALL),
+                   help=f"comma-separated, from: {', '.join(contenders.ALL)} (reference: {contenders.REFERENCE})")
+    p.add_argument("--quick", action="store_true", help="a few steps per window (smoke test, first look)")
+    p.add_argument("--windows", type=int, default=None, help="steady-state windows per contender (after warm-up)")
+    p.add_argument("--steps", type=int, default=None,
+                   help="training steps per window (cnn/wide: uses the first steps*batch examples; mlp: epochs)")
+    p.add_argument("--eval-windows", type=int, default=None, help="evaluation windows (default 3; quick 1)")
+    p.add_argument("--out", type=Path, default=None, help="write the JSON document here")
+    p.add_argument("--include-slow", action="store_true",
+                   help="also run contenders left out by default on this platform (ref_scan on the CPU CNN)")
+    p.add_argument("--quiet", action="store_true", help="no per-window progress lines")
+    return p.parse_args(argv)
+
+
+def _choose(names: list[str], workload: str, platform: str, include_slow: bool) -> tuple[list[str], dict]:
+    """Contenders to run on `workload`, and the skipped ones with their reason."""
+    run, skipped = [], {}
+    for n in names:
+        c = contenders.ALL[n]
+        if c.missing():
+            skipped[n] = f"not installed ({', '.join(c.missing())}; pip install 'jaxnet_lite[bench]')"
+        elif platform == "cpu" and workload in c.cpu_skip and not include_slow:
+            skipped[n] = f"left out on CPU for {workload} (very slow there; --include-slow runs it)"
+        else:
+            run.append(n)
+    return run, skipped
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    names = [n.strip() for n in args.contenders.split(",") if n.strip()]
+    unknown = [n for n in names if n not in contenders.ALL]
+    if unknown:
+        raise SystemExit(f"unknown contenders {unknown}; choose from {', '.join(contenders.ALL)}")
+    chosen = [workloads.get(w.strip(), args.quick, args.windows, args.steps)
+              for w in args.workloads.split(",") if w.strip()]
+    say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, flush=True))  # noqa: E731
+    started = time.time()
+    probe = _probe(quick=args.quick)
+    dev = probe["device"]
+    say(f"device: {dev['platform']} ({dev['device_kind']}), {probe['settings']['cpu_count']} CPUs, "
+        f"float32 matmul peak {probe['matmul_peak']['gflops_median']:.1f} GFLOP/s")
+    doc = {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "command": " ".join([Path(sys.executable).name, "-m", "benchmarks", *(argv if argv is not None
+                                                                              else sys.argv[1:])]),
+        "quick": args.quick, **probe, "workloads": {},
+    }
+    eval_windows = args.eval_windows or (1 if args.quick else 3)
+    measured = []
+    with tempfile.TemporaryDirectory(prefix="jnl-bench-") as tmp:
+        for w in chosen:
+            data = workloads.prepare(w, Path(tmp))
+            run, skipped = _choose(names, w.name, dev["platform"], args.include_slow)
+            say(f"{w.name}: data {data['source']}; {w.n_train} examples x {w.epochs_per_window} epoch(s) per window, "
+                f"batch {w.batch_size}, {w.windows} windows; contenders {', '.join(run)}")
+            raw = measure(w, run, Path(tmp), eval_windows=eval_windows, progress=say)
+            ok = [n for n in run if "error" not in raw[n]]
+            cold = {} if args.quick else cold_start(w, ok, Path(tmp), progress=say)
+            measured.append((w, data, skipped, raw, cold))
+    # The peak is the machine's capability: on a shared machine the larger of two measurements is nearer it.
+    # (--quick measures it once, with a smaller matmul, to stay short.)
+    doc["matmul_peak_end"] = None if args.quick else _probe(peak_only=True)["matmul_peak"]
+    doc["matmul_peak_gflops"] = max(p["gflops_median"] for p in (doc["matmul_peak"], doc["matmul_peak_end"]) if p)
+    for w, data, skipped, raw, cold in measured:
+        figures = report.workload_figures(w, raw, doc["matmul_peak_gflops"], data, cold)
+        figures["contenders"].update({n: {"skipped": why} for n, why in skipped.items()})
+        doc["workloads"][w.name] = figures
+    doc["wall_s"] = time.time() - started
+    print(report.table(doc))
+    peaks = ", ".join(f"{p['gflops_median']:.1f} ({when})" for p, when in
+                      ((doc["matmul_peak"], "start"), (doc["matmul_peak_end"], "end")) if p)
+    print(f"device {dev['platform']} / {dev['device_kind']}; float32 matmul peak {peaks} GFLOP/s; "
+          f"reference = {contenders.REFERENCE}; wall {doc['wall_s']:.0f} s")
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(doc, indent=2))
+        print(f"wrote {args.out}")
+    failed = [f"{w}/{c}" for w, d in doc["workloads"].items() for c, f in d["contenders"].items() if "error" in f]
+    if failed:
+        print(f"FAILED: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,125 @@
+"""The three workloads and their data, identical for every contender.
+
+The parent process prepares each workload's arrays once (float32 inputs, one-hot float32 labels) and
+writes them to a scratch directory; every worker loads the same files. So no contender can differ in
+its data, and the hand-written reference never has to import jaxnet_lite to read a dataset.
+
+- `cnn`: the tutorial's MNIST CNN, batch 128 (XLA convolution speed; real MNIST when
+  `$JAXNET_LITE_DATA_DIR/mnist` exists, else synthetic 28x28 images of the same shape);
+- `mlp`: the tutorial's 4-32-32-32-3 MLP on Iris, batch 16 (per-step overhead dominates);
+- `wide`: a 784-1024-1024-10 MLP on flattened MNIST, batch 256 (FLOPs dominate, for accelerators).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+import numpy as np
+
+DATA_DIR_ENV = "JAXNET_LITE_DATA_DIR"
+
+
+@dataclasses.dataclass(frozen=True)
+class Workload:
+    """What is trained and how much of it makes one measurement window."""
+
+    name: str
+    batch_size: int
+    input_shape: tuple[int, ...]
+    classes: int
+    n_train: int  # examples per epoch: the first n_train of the training set
+    n_test: int
+    epochs_per_window: int  # a window is this many epochs over the n_train examples
+    eval_repeats: int  # an evaluation window is this many passes over the test set
+    windows: int  # steady-state windows (after the first, which includes compilation)
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return -(-self.n_train // self.batch_size)
+
+    def to_json(self) -> dict:
+        return {**dataclasses.asdict(self), "steps_per_epoch": self.steps_per_epoch}
+
+
+# Full runs: one window is one epoch of full MNIST for cnn/wide (60,000 images: the last batch is short,
+# which each contender handles its own way), 250 epochs of Iris (2,000 steps) for mlp.
+FULL = {
+    "cnn": Workload("cnn", 128, (28, 28, 1), 10, 60000, 10000, 1, 1, 3),
+    "mlp": Workload("mlp", 16, (4,), 3, 120, 30, 250, 100, 7),
+    "wide": Workload("wide", 256, (784,), 10, 60000, 10000, 1, 1, 3),
+}
+# --quick: a few steps each, for the smoke test and a first look.
+QUICK = {
+    "cnn": Workload("cnn", 128, (28, 28, 1), 10, 512, 256, 1, 1, 2),
+    "mlp": Workload("mlp", 16, (4,), 3, 120, 30, 10, 5, 2),
+    "wide": Workload("wide", 256, (784,), 10, 1024, 512, 1, 1, 2),
+}
+
+
+def get(name: str, quick: bool, windows: int | None = None, steps: int | None = None) -> Workload:
+    """The workload `name` in quick or full size; `windows` and `steps` (steps per window) override."""
+    table = QUICK if quick else FULL
+    if name not in table:
+        raise SystemExit(f"unknown workload {name!r}; choose from {', '.join(table)}")
+    w = table[name]
+    if windows is not None:
+        w = dataclasses.replace(w, windows=windows)
+    if steps is not None and w.name != "mlp":  # mlp keeps all of Iris and changes the epoch count
+        w = dataclasses.replace(w, n_train=steps * w.batch_size, epochs_per_window=1)
+    elif steps is not None:
+        w = dataclasses.replace(w, epochs_per_window=max(1, steps // w.steps_per_epoch))
+    return w
+
+
+def _one_hot(y: np.ndarray, classes: int) -> np.ndarray:
+    return np.eye(classes, dtype=np.float32)[np.asarray(y, np.int64)]
+
+
+def _mnist(n_train: int, n_test: int) -> tuple[str, tuple[np.ndarray, ...]]:
+    """Real MNIST scaled to [0, 1] when `$JAXNET_LITE_DATA_DIR/mnist` holds it, else synthetic."""
+    env = os.environ.get(DATA_DIR_ENV, "")
+    if env and (Path(env).expanduser() / "mnist").is_dir():
+        from jaxnet_lite.datasets import mnist
+
+        (xtr, ytr), (xte, yte) = mnist.load_data()
+        source = f"mnist ({Path(env).expanduser() / 'mnist'})"
+    else:
+        rng = np.random.default_rng(0)
+        templates = rng.uniform(0, 255, (10, 28, 28))
+        ytr, yte = rng.integers(0, 10, 60000), rng.integers(0, 10, 10000)
+        noise = lambda n: rng.normal(0, 60, (n, 28, 28))  # noqa: E731
+        xtr = np.clip(templates[ytr] + noise(60000), 0, 255).astype(np.uint8)
+        xte = np.clip(templates[yte] + noise(10000), 0, 255).astype(np.uint8)
+        source = f"synthetic 28x28 (no {DATA_DIR_ENV}/mnist)"
+    reps = -(-n_train // len(xtr))  # allow --steps beyond one epoch of MNIST by repeating it
+    xtr, ytr = np.concatenate([xtr] * reps)[:n_train], np.concatenate([ytr] * reps)[:n_train]
+    return source, (xtr, ytr, xte[:n_test], yte[:n_test])
+
+
+def prepare(workload: Workload, out_dir: Path) -> dict:
+    """Write `<name>.npz` (x_train, y_train, x_test, y_test) to `out_dir`; returns a description."""
+    if workload.name == "mlp":
+        from jaxnet_lite.datasets import iris
+
+        (xtr, ytr), (xte, yte) = iris.load_data()
+        source = "iris (shipped with jaxnet_lite, stratified 120/30 split)"
+        xtr, xte = xtr.astype(np.float32), xte.astype(np.float32)
+    else:
+        source, (xtr, ytr, xte, yte) = _mnist(workload.n_train, workload.n_test)
+        xtr = (xtr.astype(np.float32) / 255.0).reshape(len(xtr), *workload.input_shape)
+        xte = (xte.astype(np.float32) / 255.0).reshape(len(xte), *workload.input_shape)
+    arrays = {
+        "x_train": np.ascontiguousarray(xtr), "y_train": _one_hot(ytr, workload.classes),
+        "x_test": np.ascontiguousarray(xte), "y_test": _one_hot(yte, workload.classes),
+    }
+    np.savez(out_dir / f"{workload.name}.npz", **arrays)
+    return {"source": source, "synthetic": source.startswith("synthetic"),
+            **{f"{k}_shape": list(v.shape) for k, v in arrays.items()}}
+
+
+def load(out_dir: Path, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The prepared arrays of workload `name`: (x_train, y_train, x_test, y_test), float32 NumPy."""
+    with np.load(Path(out_dir) / f"{name}.npz") as f:
+        return f["x_train"], f["y_train"], f["x_test"], f["y_test"]

@@ -1,0 +1,74 @@
+"""Smoke test of the benchmark harness (`python -m benchmarks`): no speed is asserted, only that its
+smallest run trains every contender, measures every figure and writes a complete JSON document."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+CONTENDERS = ("jnl_fit", "jnl_step", "ref_jit", "ref_scan")  # the optional peers are too slow to start here
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, str]:
+    out = tmp_path_factory.mktemp("bench") / "bench.json"
+    env = dict(os.environ)
+    shared = REPO.parent / "shared" / "data"
+    if "JAXNET_LITE_DATA_DIR" not in env and (shared / "mnist").is_dir():
+        env["JAXNET_LITE_DATA_DIR"] = str(shared)  # real MNIST when at hand, else the harness goes synthetic
+    cmd = [sys.executable, "-m", "benchmarks", "--quick", "--workloads", "mlp,cnn", "--windows", "1",
+           "--steps", "4", "--contenders", ",".join(CONTENDERS), "--quiet", "--out", str(out)]
+    done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, f"stdout:\n{done.stdout[-3000:]}\nstderr:\n{done.stderr[-3000:]}"
+    return json.loads(out.read_text()), done.stdout
+
+
+def test_document_describes_machine_and_versions(bench: tuple[dict, str]) -> None:
+    doc, _ = bench
+    assert doc["device"]["platform"] and doc["device"]["device_kind"]
+    for name in ("python", "jax", "jaxlib", "optax", "jaxnet_lite"):
+        assert doc["versions"][name], name
+    assert doc["settings"]["cpu_count"] >= 1
+    assert doc["matmul_peak"]["gflops_median"] > 0
+    assert doc["quick"] is True and "--quick" in doc["command"]
+
+
+def test_every_contender_trained_and_was_measured(bench: tuple[dict, str]) -> None:
+    doc, _ = bench
+    assert set(doc["workloads"]) == {"mlp", "cnn"}
+    for wname, w in doc["workloads"].items():
+        assert w["workload"]["batch_size"] == {"mlp": 16, "cnn": 128}[wname]
+        assert w["flops"]["train_per_example"] > w["flops"]["inference_per_example"] > 0
+        assert w["reference"] == "ref_jit"
+        ran = {n: c for n, c in w["contenders"].items() if "skipped" not in c}
+        expected = set(CONTENDERS) if wname == "mlp" or doc["device"]["platform"] != "cpu" else set(CONTENDERS) - {
+            "ref_scan"}
+        assert set(ran) == expected, (wname, sorted(ran))
+        for cname, c in ran.items():
+            where = f"{wname}/{cname}"
+            assert "error" not in c, (where, c.get("error"))
+            assert c["trained"] and c["loss_after"] < c["loss_before"], (where, c["loss_before"], c["loss_after"])
+            assert len(c["window_seconds"]) == 1, where
+            assert c["train_examples_per_s"]["median"] > 0, where
+            assert c["eval_examples_per_s"]["median"] > 0, where
+            assert c["first_window_s"] > 0 and c["us_per_step"] > 0, where
+            assert c["rss_peak_mb"] > 0 and c["achieved_gflops"] > 0, where
+            assert c["ratio_to_ref"]["median"] > 0, where
+        assert ran["ref_jit"]["ratio_to_ref"]["median"] == pytest.approx(1.0)
+
+
+def test_table_on_stdout(bench: tuple[dict, str]) -> None:
+    _, stdout = bench
+    assert "train ex/s" in stdout and "jnl_fit" in stdout and "ref_jit" in stdout
+
+
+def test_reference_does_not_import_jaxnet_lite() -> None:
+    code = "import sys, benchmarks.reference_jax; assert 'jaxnet_lite' not in sys.modules, 'imported'"
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
