@@ -14,19 +14,10 @@ from jaxnet_lite.layers import (
     Conv2D,
     Dense,
     Dropout,
-    Flatten,
-    MaxPooling2D,
 )
+from jaxnet_lite.runs import iris_mlp as tutorial_mlp_sequential
+from jaxnet_lite.runs import mnist_cnn as tutorial_cnn
 from jaxnet_lite.testing import assert_trees_close, check_layer, check_layer_grads
-
-
-def tutorial_mlp_sequential():
-    model = Sequential()
-    model.add(Dense(32, input_shape=(4,), activation="relu"))
-    model.add(Dense(32, activation="relu"))
-    model.add(Dense(32, activation="relu"))
-    model.add(Dense(3, activation="softmax"))
-    return model
 
 
 def tutorial_mlp_functional():
@@ -36,18 +27,6 @@ def tutorial_mlp_functional():
     x = Dense(32, activation="relu")(x)
     output = Dense(3, activation="softmax")(x)
     return Model(inputs=[input], outputs=[output])
-
-
-def tutorial_cnn():
-    model = Sequential()
-    model.add(Conv2D(32, kernel_size=(3, 3), input_shape=(28, 28, 1), activation="relu"))
-    model.add(MaxPooling2D(pool_size=(2, 2)))
-    model.add(Conv2D(64, kernel_size=(3, 3), activation="relu"))
-    model.add(MaxPooling2D(pool_size=(2, 2)))
-    model.add(Flatten())
-    model.add(Dropout(0.5))
-    model.add(Dense(10, activation="softmax"))
-    return model
 
 
 def test_tutorial_mlp_both_ways_same_params_and_outputs():

@@ -3,8 +3,10 @@
 import pytest
 
 from jaxnet_lite import Input, Model, Sequential
-from jaxnet_lite.layers import Add, BatchNormalization, Conv2D, Dense, Dropout, Flatten, MaxPooling2D
+from jaxnet_lite.layers import Add, BatchNormalization, Dense
 from jaxnet_lite.models.summary import readable_size
+from jaxnet_lite.runs import iris_mlp as mlp
+from jaxnet_lite.runs import mnist_cnn as cnn
 
 MLP_TABLE = """\
 Model: "sequential"
@@ -45,27 +47,6 @@ Model: "sequential"
  Total params: 34,826 (136.04 KB)
  Trainable params: 34,826 (136.04 KB)
  Non-trainable params: 0 (0.00 B)"""
-
-
-def mlp():
-    model = Sequential()
-    model.add(Dense(32, input_shape=(4,), activation="relu"))
-    model.add(Dense(32, activation="relu"))
-    model.add(Dense(32, activation="relu"))
-    model.add(Dense(3, activation="softmax"))
-    return model
-
-
-def cnn():
-    model = Sequential()
-    model.add(Conv2D(32, kernel_size=(3, 3), input_shape=(28, 28, 1), activation="relu"))
-    model.add(MaxPooling2D(pool_size=(2, 2)))
-    model.add(Conv2D(64, kernel_size=(3, 3), activation="relu"))
-    model.add(MaxPooling2D(pool_size=(2, 2)))
-    model.add(Flatten())
-    model.add(Dropout(0.5))
-    model.add(Dense(10, activation="softmax"))
-    return model
 
 
 def test_mlp_summary_line_by_line():
