@@ -220,6 +220,17 @@ def _abstract_batch(shape: Any, dtype: Any) -> Any:
     return jnp.zeros((1, *shape), dtype)
 
 
+def trainable_mask(layer: Layer, params: PyTree) -> PyTree:
+    """A tree of bools like `params`: False under every layer with `trainable = False` (recursively)."""
+    if not getattr(layer, "trainable", True):
+        return jax.tree.map(lambda _: False, params)
+    children = dict(zip(getattr(layer, "layer_names", []), getattr(layer, "layers", [])))
+    if children and isinstance(params, dict):
+        return {k: trainable_mask(children[k], v) if k in children else jax.tree.map(lambda _: True, v)
+                for k, v in params.items()}
+    return jax.tree.map(lambda _: True, params)
+
+
 def count_params(tree: PyTree) -> int:
     """Number of scalars in a pytree of arrays."""
     return int(sum(int(jnp.size(leaf)) for leaf in jax.tree.leaves(tree)))

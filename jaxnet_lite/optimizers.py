@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import jax
+import jax.numpy as jnp
 import optax
 
 # Keras 3 defaults: learning rates and the epsilons Keras uses (not Optax's).
@@ -75,20 +77,52 @@ def Nadam(learning_rate: Any = 1e-3, **kwargs: Any) -> optax.GradientTransformat
     return get("nadam", learning_rate=learning_rate, **kwargs)
 
 
+def _hyperparams_state(opt_state: Any) -> tuple[Any, Any]:
+    """Find the `inject_hyperparams` state, at the top or as the first element of a chain: `(state, path)`."""
+    if hasattr(opt_state, "hyperparams"):
+        return opt_state, ()
+    if isinstance(opt_state, tuple) and not hasattr(opt_state, "_fields"):
+        for i, inner in enumerate(opt_state):
+            found, path = _hyperparams_state(inner)
+            if found is not None:
+                return found, (i, *path)
+    return None, ()
+
+
 def get_learning_rate(opt_state: Any) -> Any:
-    """The current learning rate in an `inject_hyperparams` state, or None."""
-    hp = getattr(opt_state, "hyperparams", None)
-    return None if hp is None else hp.get("learning_rate")
+    """The current learning rate in an `inject_hyperparams` state (possibly inside a chain), or None."""
+    state, _ = _hyperparams_state(opt_state)
+    return None if state is None else state.hyperparams.get("learning_rate")
 
 
 def set_learning_rate(opt_state: Any, value: float) -> Any:
     """A copy of an `inject_hyperparams` state with a new learning rate (no recompilation needed)."""
-    hp = getattr(opt_state, "hyperparams", None)
-    if hp is None or "learning_rate" not in hp:
+    state, path = _hyperparams_state(opt_state)
+    if state is None or "learning_rate" not in state.hyperparams:
         raise ValueError("this optimizer's learning rate is not adjustable: build it by name or with "
                          "optax.inject_hyperparams")
-    import jax.numpy as jnp
+    hp = dict(state.hyperparams)
+    hp["learning_rate"] = jnp.asarray(value, dtype=jnp.asarray(hp["learning_rate"]).dtype)
+    return _replace_at(opt_state, path, state._replace(hyperparams=hp))
 
-    new = dict(hp)
-    new["learning_rate"] = jnp.asarray(value, dtype=jnp.asarray(hp["learning_rate"]).dtype)
-    return opt_state._replace(hyperparams=new)
+
+def _replace_at(tree: Any, path: tuple, value: Any) -> Any:
+    if not path:
+        return value
+    items = list(tree)
+    items[path[0]] = _replace_at(items[path[0]], path[1:], value)
+    return type(tree)(items)
+
+
+def freeze(optimizer: optax.GradientTransformation, trainable: Any) -> optax.GradientTransformation:
+    """Zero the updates of params whose `trainable` mask leaf is False (Keras' `layer.trainable = False`).
+
+    The optimizer still sees the gradients (its state keeps its shape); only the final updates are
+    dropped, so frozen params never move.
+    """
+
+    def zero_frozen(updates, state, params=None):
+        del params
+        return jax.tree.map(lambda u, keep: u if keep else jnp.zeros_like(u), updates, trainable), state
+
+    return optax.chain(optimizer, optax.GradientTransformation(lambda params: optax.EmptyState(), zero_frozen))

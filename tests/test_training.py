@@ -277,3 +277,19 @@ def test_dict_inputs_for_a_multi_input_model_in_any_order():
     as_list = model.evaluate([x[:, :2], x[:, 1:]], y, verbose=0, return_dict=True)
     as_dict = model.evaluate(inputs, y, verbose=0, return_dict=True)
     assert as_list == pytest.approx(as_dict) and len(h1.epoch) == 2
+
+
+def test_frozen_layers_do_not_move_and_lr_stays_adjustable():
+    x, y, _, _ = iris_data()
+    model = mlp()
+    model.layers[0].trainable = False
+    model.compile(loss="categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
+    before = jax.tree.map(np.asarray, model.variables.params)
+    model.fit(x, y, batch_size=16, epochs=3, verbose=0)
+    after = model.variables.params
+    assert_trees_close(after["dense"], before["dense"], atol=0, rtol=0, what="frozen layer")
+    assert not np.allclose(after["dense_1"]["kernel"], before["dense_1"]["kernel"])
+    assert model.trainer.learning_rate == pytest.approx(1e-3)
+    model.trainer.learning_rate = 0.5
+    assert model.trainer.learning_rate == pytest.approx(0.5)
+    assert " Non-trainable params: 160 (640.00 B)" in model.summary(show_flops=False, return_text=True)

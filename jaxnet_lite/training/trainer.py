@@ -22,7 +22,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from jaxnet_lite import losses as losses_lib
 from jaxnet_lite import optimizers as optimizers_lib
-from jaxnet_lite.core import Layer, Variables
+from jaxnet_lite.core import Layer, Variables, trainable_mask
 from jaxnet_lite.data.arrays import train_val_split
 from jaxnet_lite.training import loop
 from jaxnet_lite.training.callbacks import Callback, CallbackList, History
@@ -133,6 +133,10 @@ class Trainer:
     def _ensure_state(self, input_shape: Any) -> TrainState:
         """Create the training state on first need; a model without a declared input shape waits for data."""
         if self._train_state is None:
+            abstract = jax.eval_shape(lambda k: self.model.init(k, input_shape), jax.random.key(0))
+            mask = trainable_mask(self.model, abstract.params)
+            if not all(jax.tree.leaves(mask)):  # some layer has trainable=False: its params never move
+                self.optimizer = optimizers_lib.freeze(self.optimizer, mask)
             ts = TrainState.create(self.model, self.optimizer, self.seed, input_shape=input_shape,
                                    variables=self._initial_variables)
             self._train_state = self._place(ts)
