@@ -120,7 +120,8 @@ class MetricSet:
 
     @property
     def names(self) -> list[str]:
-        return [metrics_lib.get(m, y_pred_shape=(2,)).name if not isinstance(m, str) else m
+        """The keys the metrics are logged under, in compile order."""
+        return [m if isinstance(m, str) else getattr(m, "name", getattr(m, "__name__", "metric"))
                 for m in self.identifiers]
 
 

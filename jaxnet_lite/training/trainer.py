@@ -217,12 +217,8 @@ class Trainer:
         return -(-batch_size // devices) * devices
 
     # -- compiled pieces (cached per shape) ----------------------------------------------------------
-    def _metric_names(self) -> list[str]:
-        return [m if isinstance(m, str) else getattr(m, "name", getattr(m, "__name__", "metric"))
-                for m in self.metric_set.identifiers]
-
     def _sum_names(self) -> list[str]:
-        return ["loss", "count", *self._metric_names()]
+        return ["loss", "count", *self.metric_set.names]
 
     def _cached(self, key: tuple, build: Any) -> Any:
         if key not in self._compiled:
@@ -398,7 +394,7 @@ class Trainer:
                                          bar))
         if return_dict:
             return logs
-        values = [logs["loss"], *(logs[m] for m in self._metric_names())]
+        values = [logs["loss"], *(logs[m] for m in self.metric_set.names)]
         return values[0] if len(values) == 1 else values
 
     def predict(self, x: Any, batch_size: int | None = None, verbose: Any = "auto", **kwargs: Any) -> Any:
