@@ -60,7 +60,7 @@ def _choose(names: list[str], workload: str, platform: str, include_slow: bool) 
     for n in names:
         c = contenders.ALL[n]
         if c.missing():
-            skipped[n] = f"not installed ({', '.join(c.missing())}; pip install 'jaxnet_lite[bench]')"
+            skipped[n] = f"not installed ({', '.join(c.missing())}; see benchmarks/README.md for how to install it)"
         elif platform == "cpu" and workload in c.cpu_skip and not include_slow:
             skipped[n] = f"left out on CPU for {workload} (very slow there; --include-slow runs it)"
         else:

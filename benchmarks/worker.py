@@ -108,7 +108,9 @@ def main(argv: list[str] | None = None) -> int:
         spec.pop("steps_per_epoch", None)
         spec["input_shape"] = tuple(spec["input_shape"])
         workload = workloads.Workload(**spec)
-        cls = contenders.ALL[args.contender].load()
+        contender_spec = contenders.ALL[args.contender]
+        os.environ.update(dict(contender_spec.env))  # e.g. KERAS_BACKEND, before the module imports keras
+        cls = contender_spec.load()
         import jax
 
         jax.devices()  # backend start-up belongs to setup, not to the first step
