@@ -45,4 +45,5 @@ GlobalMaxPool2D = GlobalMaxPooling2D
 FanInSum = Add
 FanInConcat = Concatenate
 
-__all__ = [name for name in dir() if not name.startswith("_")]
+_SUBMODULES = {"combinators", "conv", "core", "embedding", "merge", "normalization", "pooling", "regularization"}
+__all__ = sorted(name for name in dir() if not name.startswith("_") and name not in _SUBMODULES)
