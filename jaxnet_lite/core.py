@@ -96,6 +96,10 @@ def claim_names(layers: Sequence[Layer]) -> list[str]:
     return names
 
 
+#: How errors spell the axes of channels-last inputs of each spatial rank (without the batch axis).
+SPATIAL_AXES = {1: "(W, C)", 2: "(H, W, C)", 3: "(D, H, W, C)"}
+
+
 def shape_str(shape: Any) -> str:
     return str(tuple(shape)) if not isinstance(shape, list) else "[" + ", ".join(map(shape_str, shape)) + "]"
 
@@ -179,6 +183,11 @@ class Layer:
         self.check_input_shape(shape)
         return self.compute_output_shape(shape)
 
+    def expect_spatial_rank(self, input_shape: Any, rank: int) -> None:
+        """Raise unless `input_shape` is one channels-last input with `rank` spatial axes."""
+        if isinstance(input_shape, list) or len(input_shape) != rank + 1:
+            raise self.error(f"expects input of rank {rank + 1} {SPATIAL_AXES[rank]}, got {shape_str(input_shape)}")
+
     # -- what subclasses implement --------------------------------------------------------------
     def check_input_shape(self, input_shape: Any) -> None:
         """Raise a `LayerError` naming the layer and the shape when `input_shape` cannot work."""
@@ -229,11 +238,6 @@ def trainable_mask(layer: Layer, params: PyTree) -> PyTree:
         return {k: trainable_mask(children[k], v) if k in children else jax.tree.map(lambda _: True, v)
                 for k, v in params.items()}
     return jax.tree.map(lambda _: True, params)
-
-
-def count_params(tree: PyTree) -> int:
-    """Number of scalars in a pytree of arrays."""
-    return int(sum(int(jnp.size(leaf)) for leaf in jax.tree.leaves(tree)))
 
 
 def as_tuple(value: Any, n: int, what: str, owner: str) -> tuple[int, ...]:

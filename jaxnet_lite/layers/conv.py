@@ -13,13 +13,12 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from jaxnet_lite.core import Layer, LayerError, as_tuple, shape_str
+from jaxnet_lite.core import SPATIAL_AXES, Layer, LayerError, as_tuple, shape_str
 from jaxnet_lite.layers.core import ActivationMixin, check_positive_int, get_initializer
 
 _SPATIAL = {1: "W", 2: "HW", 3: "DHW"}
 #: On CPU, "auto" convolves inputs with at most this many channels as patches + matmul (measured faster).
 IM2COL_MAX_CHANNELS = 4
-_AXES_DOC = {1: "(W, C)", 2: "(H, W, C)", 3: "(D, H, W, C)"}
 
 
 def dimension_numbers(rank: int) -> tuple[str, str, str]:
@@ -101,10 +100,7 @@ class _Conv(ActivationMixin, Layer):
         self.bias_initializer = get_initializer(cls, "bias_initializer", bias_initializer)
 
     def check_input_shape(self, input_shape):
-        if isinstance(input_shape, list) or len(input_shape) != self.rank + 1:
-            raise self.error(
-                f"expects input of rank {self.rank + 1} {_AXES_DOC[self.rank]}, got {shape_str(input_shape)}"
-            )
+        self.expect_spatial_rank(input_shape, self.rank)
         if input_shape[-1] % self.groups:
             raise self.error(f"input channels ({input_shape[-1]}) must be divisible by groups ({self.groups})")
         out = self.compute_output_shape(input_shape)
@@ -128,7 +124,7 @@ class _Conv(ActivationMixin, Layer):
         expected = kernel.shape[channels_axis] * (self.groups if channels_axis == -2 else 1)
         if x.ndim != self.rank + 2 or x.shape[-1] != expected:
             raise self.error(
-                f"expects input of shape (batch, {_AXES_DOC[self.rank][1:-4]}, {expected}) "
+                f"expects input of shape (batch, {SPATIAL_AXES[self.rank][1:-4]}, {expected}) "
                 f"(rank {self.rank + 2} with the batch axis) to match its kernel {tuple(kernel.shape)}, "
                 f"got {tuple(x.shape)}"
             )

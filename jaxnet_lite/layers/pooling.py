@@ -15,10 +15,9 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from jaxnet_lite.core import Layer, LayerError, as_tuple, shape_str
+from jaxnet_lite.core import SPATIAL_AXES, Layer, LayerError, as_tuple, shape_str
 from jaxnet_lite.layers.conv import conv_output_length
 
-_AXES_DOC = {1: "(W, C)", 2: "(H, W, C)", 3: "(D, H, W, C)"}
 
 
 class _Pooling(Layer):
@@ -42,10 +41,7 @@ class _Pooling(Layer):
         return self.padding == "valid" and self.strides == self.pool_size
 
     def check_input_shape(self, input_shape):
-        if isinstance(input_shape, list) or len(input_shape) != self.rank + 1:
-            raise self.error(
-                f"expects input of rank {self.rank + 1} {_AXES_DOC[self.rank]}, got {shape_str(input_shape)}"
-            )
+        self.expect_spatial_rank(input_shape, self.rank)
         if any(d <= 0 for d in self.compute_output_shape(input_shape)[:-1]):
             raise self.error(f"input {shape_str(input_shape)} is smaller than pool_size {self.pool_size}")
 
@@ -60,7 +56,7 @@ class _Pooling(Layer):
         if x.ndim != self.rank + 2:
             raise self.error(
                 f"expects input of rank {self.rank + 2} with the batch axis (batch, "
-                f"{_AXES_DOC[self.rank][1:-1]}), got {tuple(x.shape)}"
+                f"{SPATIAL_AXES[self.rank][1:-1]}), got {tuple(x.shape)}"
             )
         # The fast form wins where its gradient is needed; XLA's reduce_window is faster forward-only.
         pool = self.pool_fast if self.uses_fast_path and training else self.pool_general
@@ -136,10 +132,7 @@ class _GlobalPooling(Layer):
         self.keepdims = keepdims
 
     def check_input_shape(self, input_shape):
-        if isinstance(input_shape, list) or len(input_shape) != self.rank + 1:
-            raise self.error(
-                f"expects input of rank {self.rank + 1} {_AXES_DOC[self.rank]}, got {shape_str(input_shape)}"
-            )
+        self.expect_spatial_rank(input_shape, self.rank)
 
     def compute_output_shape(self, input_shape):
         return (*(1,) * self.rank, input_shape[-1]) if self.keepdims else (input_shape[-1],)
