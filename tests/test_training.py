@@ -293,3 +293,17 @@ def test_frozen_layers_do_not_move_and_lr_stays_adjustable():
     model.trainer.learning_rate = 0.5
     assert model.trainer.learning_rate == pytest.approx(0.5)
     assert " Non-trainable params: 160 (640.00 B)" in model.summary(show_flops=False, return_text=True)
+
+
+def test_streamed_fit_of_a_model_without_input_shape_respects_frozen_layers():
+    """The streaming step is built after the training state, so a frozen layer stays frozen there too."""
+    x, y, _, _ = iris_data()
+    model = Sequential([Dense(8, activation="relu"), Dense(3, activation="softmax")])  # shape comes from data
+    model.layers[0].trainable = False
+    model.compile(loss="categorical_crossentropy", optimizer="adam")
+    batches = [(x[i:i + 16], y[i:i + 16]) for i in range(0, len(x), 16)]
+    model.fit(batches, epochs=1, verbose=0)
+    first = jax.tree.map(np.asarray, model.variables.params)
+    model.fit(batches, epochs=3, verbose=0)
+    assert_trees_close(model.variables.params["dense"], first["dense"], atol=0, rtol=0, what="frozen layer")
+    assert not np.allclose(model.variables.params["dense_1"]["kernel"], first["dense_1"]["kernel"])

@@ -33,8 +33,7 @@ def _abstract_variables(layer: Layer, input_shape: Any) -> Any:
 
 def _sizes(tree: Any) -> tuple[int, int]:
     leaves = jax.tree.leaves(tree)
-    count = sum(int(jnp.size(leaf)) if not hasattr(leaf, "size") else int(leaf.size) for leaf in leaves)
-    return count, sum(int(leaf.size) * jnp.dtype(leaf.dtype).itemsize for leaf in leaves)
+    return sum(leaf.size for leaf in leaves), sum(leaf.size * jnp.dtype(leaf.dtype).itemsize for leaf in leaves)
 
 
 def flops_per_example(layer: Layer, input_shape: Any, variables: Any = None) -> float | None:
@@ -44,7 +43,7 @@ def flops_per_example(layer: Layer, input_shape: Any, variables: Any = None) -> 
     variables = variables if variables is not None else _abstract_variables(layer, input_shape)
 
     def struct(shape):
-        return jax.ShapeDtypeStruct((1, *shape), layer.dtype if hasattr(layer, "dtype") else jnp.float32)
+        return jax.ShapeDtypeStruct((1, *shape), layer.dtype)
 
     x = [struct(s) for s in input_shape] if isinstance(input_shape, list) else struct(input_shape)
     try:

@@ -9,19 +9,22 @@ from collections.abc import Callable
 from typing import Any
 
 import jax
-import numpy as np
+
+from jaxnet_lite.models.weights import WeightsIO
 
 
-class KerasSurface:
+class KerasSurface(WeightsIO):
     """Mixin for `Sequential` and `Model`; the model stays a pure `init`/`apply` layer underneath."""
 
     stop_training: bool = False
     _trainer: Any = None
     _variables: Any = None
+    _predict_fn: Any = None
 
     def _on_structure_changed(self) -> None:
         self._trainer = None
         self._variables = None
+        self._predict_fn = None
 
     # -- training ---------------------------------------------------------------------------------
     def compile(self, optimizer: Any = "rmsprop", loss: Any = None, metrics: Any = None, *,
@@ -59,10 +62,12 @@ class KerasSurface:
         """Predictions as NumPy; works before `compile` too (with freshly initialised weights, as in Keras)."""
         if self._trainer is not None:
             return self._trainer.predict(x, batch_size=batch_size, verbose=verbose, **kwargs)
-        from jaxnet_lite.training.predict import predict_arrays
+        from jaxnet_lite.training.predict import inference_fn, predict_arrays
 
+        if self._predict_fn is None:
+            self._predict_fn = inference_fn(self)
         params, state = self.variables
-        return predict_arrays(self, params, state, x, batch_size=batch_size, verbose=verbose)
+        return predict_arrays(self._predict_fn, params, state, x, batch_size=batch_size, verbose=verbose)
 
     # -- weights ----------------------------------------------------------------------------------
     @property
@@ -83,36 +88,6 @@ class KerasSurface:
             self._trainer.variables = value
         else:
             self._variables = value
-
-    def get_weights(self) -> list[np.ndarray]:
-        """All params then all state, as NumPy arrays, in a fixed (sorted-key) order."""
-        params, state = self.variables
-        return [np.asarray(a) for a in jax.tree.leaves((params, state))]
-
-    def set_weights(self, weights: list[Any]) -> None:
-        params, state = self.variables
-        leaves, treedef = jax.tree.flatten((params, state))
-        if len(weights) != len(leaves):
-            raise ValueError(f"set_weights: expected {len(leaves)} arrays, got {len(weights)}")
-        for i, (old, new) in enumerate(zip(leaves, weights)):
-            if tuple(np.shape(new)) != tuple(old.shape):
-                raise ValueError(f"set_weights: array {i} has shape {np.shape(new)}, expected {tuple(old.shape)}")
-        self.variables = jax.tree.unflatten(treedef, [jax.numpy.asarray(w, o.dtype) for w, o in zip(weights, leaves)])
-
-    def save_weights(self, filepath: Any) -> None:
-        """Write params and state to `filepath` (an `.npz` checkpoint, atomically, no pickle)."""
-        from jaxnet_lite import checkpoint
-
-        params, state = self.variables
-        checkpoint.save(filepath, {"params": params, "state": state}, metadata={"model": self.name})
-
-    def load_weights(self, filepath: Any) -> None:
-        """Restore weights saved by `save_weights`; names and shapes must match this model."""
-        from jaxnet_lite import checkpoint
-
-        params, state = self.variables
-        restored = checkpoint.restore(filepath, target={"params": params, "state": state})
-        self.variables = (restored["params"], restored["state"])
 
     def count_params(self) -> int:
         from jaxnet_lite.models.summary import param_counts

@@ -58,11 +58,11 @@ def _repeat(k: int, body: Callable, start: Any, carry: Any) -> Any:
     return jax.lax.fori_loop(0, k, lambda j, c: body(start + j, c), carry)
 
 
-def make_train_chunk(objective: Objective, metric_set: MetricSet, optimizer: optax.GradientTransformation,
-                     k: int, shard: Shard) -> Callable:
-    """`chunk(ts, sums, x, y, index, weight, start) -> (ts, sums)`: `k` steps in one dispatch."""
+def train_steps(objective: Objective, metric_set: MetricSet, optimizer: optax.GradientTransformation,
+                k: int, shard: Shard) -> Callable:
+    """`run(ts, sums, x, y, index, weight, start) -> (ts, sums)`: `k` steps from `start`, not yet jitted."""
 
-    def chunk(ts: TrainState, sums: dict, x: Any, y: Any, index: jax.Array, weight: jax.Array, start: Any):
+    def run(ts: TrainState, sums: dict, x: Any, y: Any, index: jax.Array, weight: jax.Array, start: Any):
         def body(i, carry):
             ts, sums = carry
             ts, batch = train_batch(objective, metric_set, optimizer, ts, _gather(x, index[i], shard),
@@ -71,7 +71,13 @@ def make_train_chunk(objective: Objective, metric_set: MetricSet, optimizer: opt
 
         return _repeat(k, body, start, (ts, sums))
 
-    return jax.jit(chunk, donate_argnums=(0, 1))
+    return run
+
+
+def make_train_chunk(objective: Objective, metric_set: MetricSet, optimizer: optax.GradientTransformation,
+                     k: int, shard: Shard) -> Callable:
+    """`chunk(ts, sums, x, y, index, weight, start) -> (ts, sums)`: `k` steps in one dispatch."""
+    return jax.jit(train_steps(objective, metric_set, optimizer, k, shard), donate_argnums=(0, 1))
 
 
 def make_train_epoch(objective: Objective, metric_set: MetricSet, optimizer: optax.GradientTransformation,
@@ -82,23 +88,39 @@ def make_train_epoch(objective: Objective, metric_set: MetricSet, optimizer: opt
     def run(ts: TrainState, x: Any, y: Any, epoch: Any):
         key = shuffle_key(ts.rng, epoch) if shuffle else None
         index, weight = epoch_index(key, n, steps, batch_size, padded)
-        chunk = make_train_chunk(objective, metric_set, optimizer, steps, shard).__wrapped__
-        return chunk(ts, zero_sums(names), x, y, index, weight, 0)
+        run_steps = train_steps(objective, metric_set, optimizer, steps, shard)
+        return run_steps(ts, zero_sums(names), x, y, index, weight, 0)
 
     return jax.jit(run, donate_argnums=(0,))
 
 
-def make_eval_chunk(objective: Objective, metric_set: MetricSet, k: int, shard: Shard) -> Callable:
-    """`chunk(params, state, sums, x, y, index, weight, start) -> sums`: `k` inference steps."""
+def make_train_batch(objective: Objective, metric_set: MetricSet, optimizer: optax.GradientTransformation
+                     ) -> Callable:
+    """`step(ts, sums, x, y, weight) -> (ts, sums)` for batches that arrive from the host (streaming)."""
 
-    def chunk(params, state, sums, x, y, index, weight, start):
+    def step(ts: TrainState, sums: dict, x: Any, y: Any, weight: jax.Array):
+        ts, batch = train_batch(objective, metric_set, optimizer, ts, x, y, weight)
+        return ts, _add(sums, batch)
+
+    return jax.jit(step, donate_argnums=(0, 1))
+
+
+def eval_steps(objective: Objective, metric_set: MetricSet, k: int, shard: Shard) -> Callable:
+    """`run(params, state, sums, x, y, index, weight, start) -> sums`: `k` inference steps, not yet jitted."""
+
+    def run(params, state, sums, x, y, index, weight, start):
         def body(i, sums):
             return _add(sums, eval_batch(objective, metric_set, params, state, _gather(x, index[i], shard),
                                          _gather(y, index[i], shard), weight[i]))
 
         return _repeat(k, body, start, sums)
 
-    return jax.jit(chunk, donate_argnums=(2,))
+    return run
+
+
+def make_eval_chunk(objective: Objective, metric_set: MetricSet, k: int, shard: Shard) -> Callable:
+    """`chunk(params, state, sums, x, y, index, weight, start) -> sums`: `k` inference steps in one dispatch."""
+    return jax.jit(eval_steps(objective, metric_set, k, shard), donate_argnums=(2,))
 
 
 def make_epoch_setup(names: Sequence[str], n: int, steps: int, batch_size: int, padded: int, shuffle: bool
@@ -118,7 +140,6 @@ def make_eval_all(objective: Objective, metric_set: MetricSet, names: Sequence[s
 
     def run(params, state, x, y):
         index, weight = epoch_index(None, n, steps, batch_size, padded)
-        chunk = make_eval_chunk(objective, metric_set, steps, shard).__wrapped__
-        return chunk(params, state, zero_sums(names), x, y, index, weight, 0)
+        return eval_steps(objective, metric_set, steps, shard)(params, state, zero_sums(names), x, y, index, weight, 0)
 
     return jax.jit(run)

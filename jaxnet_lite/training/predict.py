@@ -32,13 +32,16 @@ def pad_to(x: Any, size: int) -> Any:
     return jax.tree.map(pad, x)
 
 
-def predict_arrays(model: Layer, params: Any, state: Any, x: Any, batch_size: int = 32, verbose: Any = "auto",
-                   apply_fn: Any = None) -> Any:
-    """`model.apply` in inference mode over `x` in batches; returns NumPy arrays (a pytree for multi-output)."""
+def inference_fn(model: Layer) -> Any:
+    """`fn(params, state, x) -> y`: the model's inference `apply`, jit-compiled (callers keep it to reuse)."""
+    return jax.jit(lambda p, s, xb: model.apply(p, s, xb, training=False)[0])
+
+
+def predict_arrays(fn: Any, params: Any, state: Any, x: Any, batch_size: int = 32, verbose: Any = "auto") -> Any:
+    """`fn` (from `inference_fn`) over `x` in batches; returns NumPy arrays (a pytree for multi-output)."""
     n = num_examples(x)
     batch_size = min(int(batch_size or 32), n)
     steps = math.ceil(n / batch_size)
-    fn = jax.jit(lambda p, s, xb: (apply_fn or model.apply)(p, s, xb, training=False)[0])
     bar = Progbar(steps, resolve_verbose(verbose))
     outputs = []
     for i in range(steps):

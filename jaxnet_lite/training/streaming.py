@@ -7,13 +7,12 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from jaxnet_lite.training.callbacks import CallbackList, History
 from jaxnet_lite.training.predict import num_examples, pad_to
 from jaxnet_lite.training.progress import Progbar, resolve_verbose
-from jaxnet_lite.training.step import train_batch
+from jaxnet_lite.training import loop
 
 
 def _prefetch(batches: Iterator[Any], size: int = 2) -> Iterator[Any]:
@@ -33,7 +32,7 @@ def _padded(batch: Any, batch_size: int) -> tuple[Any, Any, jax.Array]:
     real = num_examples(x)
     if real > batch_size:
         raise ValueError(f"fit: a streamed batch has {real} examples, more than the first batch's {batch_size}")
-    weight = (jnp.arange(batch_size) < real).astype(jnp.float32)
+    weight = (np.arange(batch_size) < real).astype(np.float32)
     return pad_to(x, batch_size), pad_to(y, batch_size), weight
 
 
@@ -46,16 +45,9 @@ def fit_stream(trainer: Any, dataset: Iterable[Any], *, epochs: int, verbose: An
     verbose = resolve_verbose(verbose)
     history = History()
     cbs = CallbackList([history, *(callbacks or ())])
-    model = trainer.model
+    model = trainer.callback_model()
     cbs.set_model(model)
     cbs.set_params({"epochs": epochs, "steps": steps_per_epoch, "verbose": verbose})
-    model.stop_training = False
-    step = trainer._compiled.get("stream")
-    if step is None:
-        objective, metric_set, optimizer = trainer.objective, trainer.metric_set, trainer.optimizer
-        step = jax.jit(lambda ts, x, y, w: train_batch(objective, metric_set, optimizer, ts, x, y, w),
-                       donate_argnums=(0,))
-        trainer._compiled["stream"] = step
     iterator = iter(dataset) if steps_per_epoch is not None else None
     batch_size = None
     cbs.on_train_begin()
@@ -72,9 +64,10 @@ def fit_stream(trainer: Any, dataset: Iterable[Any], *, epochs: int, verbose: An
             if batch_size is None:
                 batch_size = num_examples(batch[0])
             x, y, w = _padded(batch, batch_size)
-            trainer._ensure_state(tuple(np.shape(jax.tree.leaves(x)[0])[1:]))
-            trainer.train_state, batch_sums = step(trainer.train_state, x, y, w)
-            sums = batch_sums if sums is None else jax.tree.map(jnp.add, sums, batch_sums)
+            if sums is None:
+                trainer._ensure_state(tuple(np.shape(jax.tree.leaves(x)[0])[1:]))
+                sums = trainer._place(loop.zero_sums(trainer._sum_names()))
+            trainer.train_state, sums = trainer._stream_step()(trainer.train_state, sums, x, y, w)
             steps += 1
         if sums is None:
             raise ValueError(f"fit: the dataset yielded no batches in epoch {epoch + 1}; pass a re-iterable dataset "

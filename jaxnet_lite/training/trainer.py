@@ -24,9 +24,10 @@ from jaxnet_lite import losses as losses_lib
 from jaxnet_lite import optimizers as optimizers_lib
 from jaxnet_lite.core import Layer, Variables, trainable_mask
 from jaxnet_lite.data.arrays import train_val_split
+from jaxnet_lite.models.weights import WeightsIO
 from jaxnet_lite.training import loop
 from jaxnet_lite.training.callbacks import Callback, CallbackList, History
-from jaxnet_lite.training.predict import num_examples, predict_arrays
+from jaxnet_lite.training.predict import inference_fn, num_examples, predict_arrays
 from jaxnet_lite.training.progress import Progbar, resolve_verbose
 from jaxnet_lite.training.state import TrainState
 from jaxnet_lite.training.step import MetricSet, Objective
@@ -80,25 +81,21 @@ class _Interrupt:
             signal.signal(signal.SIGINT, self._previous)
 
 
-class _TrainerHandle:
+class _TrainerHandle(WeightsIO):
     """What callbacks see as `self.model` when the trainer wraps a plain layer (not a Keras model)."""
 
     def __init__(self, trainer: Trainer) -> None:
         self.trainer = trainer
+        self.name = trainer.model.name
         self.stop_training = False
 
-    def get_weights(self):
-        return [np.asarray(a) for a in jax.tree.leaves(self.trainer.variables)]
+    @property
+    def variables(self) -> Variables:
+        return self.trainer.variables
 
-    def set_weights(self, weights):
-        leaves, treedef = jax.tree.flatten(self.trainer.variables)
-        self.trainer.variables = jax.tree.unflatten(treedef, [jnp.asarray(w, o.dtype) for w, o in zip(weights, leaves)])
-
-    def save_weights(self, path):
-        from jaxnet_lite import checkpoint
-
-        params, state = self.trainer.variables
-        checkpoint.save(path, {"params": params, "state": state})
+    @variables.setter
+    def variables(self, value: Any) -> None:
+        self.trainer.variables = value
 
 
 class Trainer:
@@ -190,6 +187,12 @@ class Trainer:
         self.train_state = self._place(checkpoint.restore(path, target=self.train_state))
         return checkpoint.read_metadata(path).get("epoch")
 
+    def callback_model(self) -> Any:
+        """What callbacks get as `self.model`: the Keras model, or a handle for a plain layer."""
+        handle = self.model if isinstance(self.model, WeightsIO) else _TrainerHandle(self)
+        handle.stop_training = False
+        return handle
+
     # -- placement --------------------------------------------------------------------------------
     def _replicated(self) -> Any:
         return NamedSharding(self.mesh, PartitionSpec()) if self.mesh is not None else None
@@ -234,6 +237,10 @@ class Trainer:
             self.objective, self.metric_set, self.optimizer, self._sum_names(), n, steps, batch_size, padded,
             shuffle, self._shard_batch))
 
+    def _stream_step(self) -> Any:
+        return self._cached(("stream",), lambda: loop.make_train_batch(
+            self.objective, self.metric_set, self.optimizer))
+
     def _eval_chunk(self, k: int) -> Any:
         return self._cached(("eval", k), lambda: loop.make_eval_chunk(
             self.objective, self.metric_set, k, self._shard_batch))
@@ -247,8 +254,8 @@ class Trainer:
             self.objective, self.metric_set, self._sum_names(), n, steps, batch_size, padded, self._shard_batch))
 
     def _steps_per_execution(self, steps: int) -> int:
-        if self.steps_per_execution == "auto":
-            return choose_steps_per_execution(self.model, steps)
+        if self.steps_per_execution == "auto":  # walks the model's layers: decide once per epoch length
+            return self._cached(("steps_per_execution", steps), lambda: choose_steps_per_execution(self.model, steps))
         return min(int(self.steps_per_execution), steps)
 
     # -- running over arrays ------------------------------------------------------------------------
@@ -316,9 +323,7 @@ class Trainer:
             return fit_stream(self, x, epochs=epochs, verbose=verbose, callbacks=callbacks,
                               validation_data=validation_data, initial_epoch=initial_epoch,
                               steps_per_epoch=steps_per_epoch, validation_batch_size=validation_batch_size)
-        if validation_split and validation_data is not None:
-            validation_data = validation_data  # Keras: validation_data takes precedence.
-        elif validation_split:
+        if validation_split and validation_data is None:  # Keras: validation_data takes precedence
             (x, y), validation_data = train_val_split(x, y, validation_split)
         n = validate_arrays(self, x, y, batch_size, "fit")
         batch_size = min(32, n) if batch_size is None else batch_size
@@ -334,9 +339,7 @@ class Trainer:
         verbose = resolve_verbose(verbose)
         history = History()
         cbs = CallbackList([history, *(callbacks or ())])
-        handle = self.model if hasattr(self.model, "stop_training") and hasattr(self.model, "get_weights") \
-            else _TrainerHandle(self)
-        handle.stop_training = False
+        handle = self.callback_model()
         steps = math.ceil(n / batch_size)
         cbs.set_model(handle)
         cbs.set_params({"epochs": epochs, "steps": steps, "verbose": verbose})
@@ -401,7 +404,8 @@ class Trainer:
         """Model outputs for `x` (NumPy), in inference mode, batch by batch."""
         self._ensure_state(example_shapes(x, self.model))
         params, state = self.variables
-        return predict_arrays(self.model, params, state, x, batch_size=batch_size or 32, verbose=verbose)
+        fn = self._cached(("predict",), lambda: inference_fn(self.model))
+        return predict_arrays(fn, params, state, x, batch_size=batch_size or 32, verbose=verbose)
 
 
 def _declared_input_shape(model: Layer) -> Any:
