@@ -37,9 +37,12 @@ def build_model(workload: str) -> keras.Sequential:
 class KerasJax:
     """`model.compile` + `model.fit(x, y, batch_size, epochs)` + `model.evaluate`, Keras 3 / JAX."""
 
+    backend = "jax"
+
     def __init__(self, workload: Any, arrays: tuple[np.ndarray, ...], seed: int = 0) -> None:
-        if keras.backend.backend() != "jax":
-            raise RuntimeError(f"Keras backend is {keras.backend.backend()!r}, not 'jax'")
+        if keras.backend.backend() != self.backend:
+            raise RuntimeError(f"Keras backend is {keras.backend.backend()!r}, not {self.backend!r} "
+                               "(keras was imported before KERAS_BACKEND was set)")
         keras.utils.set_random_seed(seed)
         self.workload = workload
         self.x, self.y, self.x_test, self.y_test = arrays

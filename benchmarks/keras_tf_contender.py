@@ -11,31 +11,19 @@ The worker process also imports JAX (for `jax.devices()`), so its RSS includes b
 from __future__ import annotations
 
 import os
-from typing import Any
-
-import numpy as np
 
 os.environ["KERAS_BACKEND"] = "tensorflow"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TF's start-up banner out of the worker's stderr
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from benchmarks.keras_contender import KerasJax, build_model  # noqa: E402  (same models, fit and evaluate)
+from benchmarks.keras_contender import KerasJax  # noqa: E402  (same models, fit and evaluate)
 
 
 class KerasTf(KerasJax):
     """`model.compile` + `model.fit(x, y, batch_size, epochs)` + `model.evaluate`, Keras 3 / TensorFlow."""
 
-    def __init__(self, workload: Any, arrays: tuple[np.ndarray, ...], seed: int = 0) -> None:
-        if keras.backend.backend() != "tensorflow":
-            raise RuntimeError(f"Keras backend is {keras.backend.backend()!r}, not 'tensorflow' "
-                               "(keras was imported before KERAS_BACKEND was set)")
-        keras.utils.set_random_seed(seed)
-        self.workload = workload
-        self.x, self.y, self.x_test, self.y_test = arrays
-        self.model = build_model(workload.name)
-        self.model.compile(loss="categorical_crossentropy", optimizer=keras.optimizers.Adam(1e-3),
-                           metrics=["accuracy"])
+    backend = "tensorflow"
 
     def info(self) -> dict:
         return {"keras_version": keras.__version__, "tensorflow_version": tf.__version__,
