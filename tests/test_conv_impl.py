@@ -9,6 +9,8 @@ from hypothesis import strategies as st
 
 from jaxnet_lite.core import LayerError
 from jaxnet_lite.layers import Conv1D, Conv2D, Conv3D
+from jaxnet_lite.layers.conv import IM2COL_MAX_PATCH_BYTES
+from jaxnet_lite.layers.im2col import conv_im2col, conv_xla, patch_bytes
 from jaxnet_lite.testing import assert_trees_close, check_layer_grads, make_input
 
 LAYERS = {1: Conv1D, 2: Conv2D, 3: Conv3D}
@@ -48,14 +50,48 @@ def test_im2col_gradients_against_finite_differences(padding):
     check_layer_grads(Conv2D(3, (2, 3), padding=padding, implementation="im2col"), (5, 6, 2))
 
 
-def test_auto_picks_im2col_for_few_channels_on_cpu():
+def test_auto_picks_im2col_in_cpu_training_while_the_patches_fit():
     if jax.default_backend() != "cpu":
         pytest.skip("the rule is for XLA:CPU")
-    assert Conv2D(8, 3).uses_im2col(1)
-    assert not Conv2D(8, 3).uses_im2col(1, training=False)  # forward-only, XLA's conv is faster
-    assert not Conv2D(8, 3).uses_im2col(32)
-    assert not Conv2D(8, 3, strides=2).uses_im2col(1)
-    assert not Conv2D(8, 3, implementation="xla").uses_im2col(1)
+    tutorial_conv2 = (128, 13, 13, 32)
+    assert Conv2D(64, 3).uses_im2col(tutorial_conv2)
+    assert not Conv2D(64, 3).uses_im2col(tutorial_conv2, training=False)  # forward-only, XLA's conv is as fast
+    assert not Conv2D(64, 3, strides=2).uses_im2col(tutorial_conv2)
+    assert not Conv2D(64, 3, dilation_rate=2).uses_im2col(tutorial_conv2)
+    assert not Conv2D(64, 3, implementation="xla").uses_im2col(tutorial_conv2)
+    big = (256, 64, 64, 64)  # 9 x 256 MB of patches: over IM2COL_MAX_PATCH_BYTES
+    assert patch_bytes(big, (3, 3), 4) > IM2COL_MAX_PATCH_BYTES
+    assert not Conv2D(64, 3).uses_im2col(big)
+    assert Conv2D(64, 3, implementation="im2col").uses_im2col(big)  # asked for explicitly
+
+
+def normal(shape, seed):
+    return jax.random.normal(jax.random.key(seed), shape)
+
+
+def primitives(fn, *args) -> set[str]:
+    return {eqn.primitive.name for eqn in jax.make_jaxpr(fn)(*args).eqns}
+
+
+def test_im2col_gradients_take_the_measured_formulations():
+    """Kernel gradient: a matmul over the forward pass's patches; input gradient: XLA's convolution."""
+    x, kernel = normal((2, 7, 7, 3), 0), normal((3, 3, 3, 4), 1)
+    loss = lambda x, k: jnp.sum(conv_im2col(x, k, "valid") ** 2)
+    kernel_grad = primitives(jax.grad(loss, argnums=1), x, kernel)
+    assert "dot_general" in kernel_grad and "conv_general_dilated" not in kernel_grad
+    assert "conv_general_dilated" in primitives(jax.grad(loss, argnums=0), x, kernel)
+
+
+def test_im2col_supports_forward_mode_and_second_derivatives():
+    x, kernel = normal((2, 6, 5, 2), 0), normal((2, 3, 2, 3), 1)
+    x_dot, kernel_dot = normal(x.shape, 2), normal(kernel.shape, 3)
+    xla = lambda x, k: conv_xla(x, k)
+    col = lambda x, k: conv_im2col(x, k, "valid")
+    _, t_xla = jax.jvp(xla, (x, kernel), (x_dot, kernel_dot))
+    _, t_col = jax.jvp(col, (x, kernel), (x_dot, kernel_dot))
+    np.testing.assert_allclose(np.asarray(t_col), np.asarray(t_xla), rtol=1e-5, atol=1e-5)
+    hvp = lambda f: jax.jvp(jax.grad(lambda k: jnp.sum(jnp.tanh(f(x, k)))), (kernel,), (kernel_dot,))[1]
+    np.testing.assert_allclose(np.asarray(hvp(col)), np.asarray(hvp(xla)), rtol=1e-4, atol=1e-5)
 
 
 def test_im2col_refuses_strides():

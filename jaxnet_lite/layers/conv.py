@@ -6,7 +6,6 @@ Kernels are `(*kernel_size, in_channels, filters)` for convolutions and, as in K
 
 from __future__ import annotations
 
-import itertools
 from typing import Any
 
 import jax
@@ -15,36 +14,10 @@ from jax import lax
 
 from jaxnet_lite.core import SPATIAL_AXES, Layer, LayerError, as_tuple, shape_str
 from jaxnet_lite.layers.core import ActivationMixin, check_positive_int, get_initializer
+from jaxnet_lite.layers.im2col import conv_im2col, dimension_numbers, patch_bytes
 
-_SPATIAL = {1: "W", 2: "HW", 3: "DHW"}
-#: On CPU, "auto" convolves inputs with at most this many channels as patches + matmul (measured faster).
-IM2COL_MAX_CHANNELS = 4
-
-
-def dimension_numbers(rank: int) -> tuple[str, str, str]:
-    s = _SPATIAL[rank]
-    return f"N{s}C", f"{s}IO", f"N{s}C"
-
-
-def conv_im2col(x: jax.Array, kernel: jax.Array, padding: str) -> jax.Array:
-    """Stride-1, undilated convolution as patches + one matmul (identical values to `lax.conv`).
-
-    XLA:CPU's convolution is slow for few input channels (the tutorial's first layer has one): as a
-    matmul over `(batch * positions, window * channels)` the same forward + backward measured ~1.7x
-    faster there. Its gradient is slices' transposes (pads) and a matmul, both cheap.
-    """
-    window = kernel.shape[:-2]
-    if padding != "valid":
-        pads = [((k - 1), 0) if padding == "causal" else ((k - 1) // 2, k - 1 - (k - 1) // 2) for k in window]
-        x = jnp.pad(x, [(0, 0), *pads, (0, 0)])
-    out = [n - k + 1 for n, k in zip(x.shape[1:-1], window)]
-    patches = [
-        x[(slice(None), *(slice(o, o + n) for o, n in zip(offset, out)), slice(None))]
-        for offset in itertools.product(*(range(k) for k in window))
-    ]
-    cols = jnp.concatenate(patches, axis=-1)
-    flat = kernel.reshape(-1, kernel.shape[-1])
-    return jnp.matmul(cols.reshape(-1, flat.shape[0]), flat).reshape(x.shape[0], *out, kernel.shape[-1])
+#: On CPU in training, "auto" takes the im2col path while its patch matrix stays under this size (memory).
+IM2COL_MAX_PATCH_BYTES = 128 * 2**20
 
 
 def conv_output_length(n: int, k: int, stride: int, padding: str, dilation: int) -> int:
@@ -134,10 +107,12 @@ class _Conv(ActivationMixin, Layer):
             return [((self.kernel_size[0] - 1) * self.dilation_rate[0], 0)]
         return self.padding.upper()
 
-    def uses_im2col(self, in_channels: int, training: bool = True) -> bool:
-        """Whether `call` takes the patches + matmul path (see `conv_im2col`) for this input.
+    def uses_im2col(self, input_shape: tuple[int, ...], training: bool = True, itemsize: int = 4) -> bool:
+        """Whether `call` takes the patches + matmul path (`layers/im2col.py`) for this input.
 
-        "auto" takes it only in training: the win is in the backward pass; forward-only, XLA's conv is faster.
+        "auto" takes it in training on CPU for stride-1, undilated, ungrouped convolutions whose patch
+        matrix fits `IM2COL_MAX_PATCH_BYTES`: it won there for 7 of 9 measured shapes and made the tutorial
+        CNN's train step 1.4x faster. Forward-only, XLA's convolution is as fast or faster.
         """
         if self.implementation == "xla":
             return False
@@ -146,14 +121,15 @@ class _Conv(ActivationMixin, Layer):
             if not simple:
                 raise self.error("implementation='im2col' supports only strides 1, dilation_rate 1 and groups 1")
             return True
-        return simple and training and jax.default_backend() == "cpu" and in_channels <= IM2COL_MAX_CHANNELS
+        return (simple and training and jax.default_backend() == "cpu"
+                and patch_bytes(input_shape, self.kernel_size, itemsize) <= IM2COL_MAX_PATCH_BYTES)
 
     def call(self, params, state, x, *, rng=None, training=False):
         kernel = params["kernel"]
         self._check_call_input(x, kernel, -2)
         dtype = jnp.result_type(x, kernel)
         x, kernel = x.astype(dtype), kernel.astype(dtype)
-        if self.uses_im2col(x.shape[-1], training):
+        if self.uses_im2col(x.shape, training, x.dtype.itemsize):
             y = conv_im2col(x, kernel, self.padding)
         else:
             y = lax.conv_general_dilated(

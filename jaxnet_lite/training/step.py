@@ -23,6 +23,7 @@ from jaxnet_lite import losses as losses_lib
 from jaxnet_lite import metrics as metrics_lib
 from jaxnet_lite import optimizers as optimizers_lib
 from jaxnet_lite.core import Layer
+from jaxnet_lite.host_allocator import tune_for_backend
 from jaxnet_lite.training.state import TrainState
 
 Batch = tuple  # (x, y) or (x, y, sample_weight)
@@ -179,6 +180,7 @@ def make_train_step(model: Layer, loss: Any, optimizer: Any, metrics: Sequence[A
     `logs` holds the batch means of the loss and metrics as device scalars (no host sync). With
     `donate=True` the old train state's buffers are reused: do not touch it after the call.
     """
+    tune_for_backend(jax.default_backend())
     objective = Objective.create(model, loss)
     metric_set = MetricSet(list(metrics), objective.loss.name)
     optimizer = optimizers_lib.get(optimizer)

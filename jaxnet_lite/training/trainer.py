@@ -23,6 +23,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jaxnet_lite import losses as losses_lib
 from jaxnet_lite import optimizers as optimizers_lib
 from jaxnet_lite.core import Layer, Variables, trainable_mask
+from jaxnet_lite.host_allocator import tune_for_backend
 from jaxnet_lite.data.arrays import train_val_split
 from jaxnet_lite.models.weights import WeightsIO
 from jaxnet_lite.training import loop
@@ -108,6 +109,7 @@ class Trainer:
     def __init__(self, model: Layer, loss: Any, optimizer: Any = "adam", metrics: Sequence[Any] = (),
                  seed: int = 0, steps_per_execution: int | str = "auto", mesh: Mesh | None = None,
                  variables: Any = None) -> None:
+        tune_for_backend(jax.default_backend())
         self.model = model
         self.loss = losses_lib.get(loss)
         self.optimizer = optimizers_lib.get(optimizer)
