@@ -111,7 +111,7 @@ class _Conv(ActivationMixin, Layer):
         """Whether `call` takes the patches + matmul path (`layers/im2col.py`) for this input.
 
         "auto" takes it in training on CPU for stride-1, undilated, ungrouped convolutions whose patch
-        matrix fits `IM2COL_MAX_PATCH_BYTES`: it won there for 7 of 9 measured shapes and made the tutorial
+        matrix fits `IM2COL_MAX_PATCH_BYTES`: it won there for 8 of 9 measured shapes and made the tutorial
         CNN's train step 1.4x faster. Forward-only, XLA's convolution is as fast or faster.
         """
         if self.implementation == "xla":
