@@ -109,7 +109,8 @@ def test_tutorial_mnist_two_epochs_reaches_target(shared_data, tmp_path, capsys)
     accuracy = float(re.search(r"The test accuracy is ([\d.]+)%", out).group(1))
     saved = json.loads((tmp_path / "history.json").read_text())
     assert saved["epochs"] == 2 and len(saved["history"]["val_accuracy"]) == 2
-    # Measured for seeds 0-3: 98.39, 98.12, 98.40, 98.16% (Keras' own 2-epoch logs for this recipe are in the
-    # same range). The issue asked for 98.5%, which this recipe does not reach in 2 epochs; the full tutorial
-    # run (early stopping, 12 epochs) reaches 99.19%. See the README's results.
+    # Seed 0 (this test) gives 98.40%. `python -m benchmarks.tutorial_accuracy` measured seeds 0-5 at 97.81-98.42%
+    # (mean 98.22%) here and Keras 3 on TensorFlow, same recipe and files, at 98.02-98.27% (mean 98.18%): the
+    # issue's 98.5% after 2 epochs is above what the recipe itself reaches, in Keras too (benchmarks/RESULTS.md).
+    # The full tutorial run (early stopping) reaches 99.2%; see the README's results.
     assert accuracy >= 98.0

@@ -321,9 +321,8 @@ def test_pool_fast_path_matches_reduce_window(kind, rank, data, seed):
 @scaled(0.25)
 @given(rank=st.integers(1, 2), data=st.data(), seed=SEEDS)
 def test_pool_fast_path_with_ties(rank, data, seed):
-    """Tied maxima (quantized inputs, zeros after a relu): values agree, and so does each window's total
-    gradient. Where the gradient goes inside a tied window differs: `jnp.max` splits it among the ties,
-    `reduce_window` (select_and_scatter, as in Keras) gives it all to one element; both are subgradients."""
+    """Tied maxima (quantized inputs, zeros after a relu): values agree, and the gradient goes to the first
+    maximum of each window on both paths, as `reduce_window`'s select_and_scatter (and Keras) does."""
     pool = tuple(data.draw(st.integers(2, 3)) for _ in range(rank))
     spatial = tuple(data.draw(st.integers(p, 2 * p + 1)) for p in pool)
     shape = (*spatial, 2)
@@ -334,9 +333,8 @@ def test_pool_fast_path_with_ties(rank, data, seed):
     np.testing.assert_array_equal(np.asarray(fast), np.asarray(general))
     cot = make_input(layer.output_shape(shape), 2, seed % 1000 + 1)
     (g_fast,), (g_general,) = vjp_fast(cot), vjp_general(cot)
-    # Per-window sums of the input gradient equal the cotangent on both paths.
+    np.testing.assert_array_equal(np.asarray(g_fast), np.asarray(g_general))
     np.testing.assert_allclose(np.asarray(_window_sums(g_fast, pool)), np.asarray(cot), rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(np.asarray(_window_sums(g_general, pool)), np.asarray(cot), rtol=1e-5, atol=1e-6)
 
 
 def _window_sums(g, pool):
