@@ -19,7 +19,6 @@ from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 import jaxnet_lite as jnl
 from jaxnet_lite.host_allocator import tune_host_allocator
@@ -60,9 +59,9 @@ def alternate(contenders: dict[str, tuple[Callable, tuple]], rounds: int, calls:
     return times
 
 
-def per_shape(rounds: int, calls: int) -> list[dict]:
+def per_shape(rounds: int, calls: int, shapes: int | None = None) -> list[dict]:
     rows = []
-    for x_shape, k_shape in SHAPES:
+    for x_shape, k_shape in SHAPES[:shapes]:
         x = jax.random.normal(jax.random.key(0), x_shape)
         kernel = jax.random.normal(jax.random.key(1), k_shape) * 0.1
 
@@ -103,11 +102,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--calls", type=int, default=10, help="calls per timed window")
+    parser.add_argument("--shapes", type=int, default=None, help="only the first N shapes (smoke tests)")
     args = parser.parse_args(argv)
     print(f"device: {jax.devices()[0].device_kind}; host allocator tuned: {tune_host_allocator()}; "
           f"jax {jax.__version__}; {args.rounds} rounds of {args.calls} calls, medians in ms")
     print("\n| input, kernel | XLA conv | im2col | XLA / im2col |\n| --- | ---: | ---: | ---: |")
-    for row in per_shape(args.rounds, args.calls):
+    for row in per_shape(args.rounds, args.calls, args.shapes):
         name = f"{row['input'][1:]}, {'x'.join(map(str, row['kernel']))}"
         print(f"| {name} | {row['xla']:.2f} | {row['im2col']:.2f} | {row['xla'] / row['im2col']:.2f}x |")
     times = tutorial_step(args.rounds, args.calls)

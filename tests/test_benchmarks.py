@@ -72,3 +72,14 @@ def test_reference_does_not_import_jaxnet_lite() -> None:
     code = "import sys, benchmarks.reference_jax; assert 'jaxnet_lite' not in sys.modules, 'imported'"
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_conv_formulations_smoke() -> None:
+    """`python -m benchmarks.conv_formulations` in its smallest form prints both tables with positive times."""
+    cmd = [sys.executable, "-m", "benchmarks.conv_formulations", "--shapes", "1", "--rounds", "1", "--calls", "1"]
+    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    row = next(line for line in done.stdout.splitlines() if line.startswith("| (28, 28, 1), 3x3x1x32 |"))
+    xla_ms, im2col_ms = (float(cell) for cell in row.split("|")[2:4])
+    assert xla_ms > 0 and im2col_ms > 0
+    assert "tutorial CNN train step (batch 128): implementation='xla'" in done.stdout
