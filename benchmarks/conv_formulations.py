@@ -22,7 +22,8 @@ import jax.numpy as jnp
 
 import jaxnet_lite as jnl
 from jaxnet_lite.host_allocator import tune_host_allocator
-from jaxnet_lite.layers import Conv2D, Dense, Dropout, Flatten, MaxPooling2D
+from jaxnet_lite import runs
+from jaxnet_lite.layers import Conv2D
 from jaxnet_lite.layers.im2col import conv_im2col, conv_xla
 
 #: (input shape with batch, kernel shape): the tutorial's two convolutions, then other common CPU shapes.
@@ -75,15 +76,12 @@ def per_shape(rounds: int, calls: int, shapes: int | None = None) -> list[dict]:
 
 
 def tutorial_cnn(implementation: str) -> jnl.Sequential:
-    return jnl.Sequential([
-        Conv2D(32, (3, 3), input_shape=(28, 28, 1), activation="relu", implementation=implementation),
-        MaxPooling2D((2, 2)),
-        Conv2D(64, (3, 3), activation="relu", implementation=implementation),
-        MaxPooling2D((2, 2)),
-        Flatten(),
-        Dropout(0.5),
-        Dense(10, activation="softmax"),
-    ])
+    """`runs.mnist_cnn()` (the tutorial's CNN) with every Conv2D set to `implementation`."""
+    model = runs.mnist_cnn()
+    for layer in model.layers:
+        if isinstance(layer, Conv2D):
+            layer.implementation = implementation
+    return model
 
 
 def tutorial_step(rounds: int, calls: int) -> dict[str, list[float]]:

@@ -15,6 +15,9 @@ import statistics
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
 
 JAXNET_LITE = textwrap.dedent("""
     import sys, tempfile
@@ -28,6 +31,7 @@ KERAS = textwrap.dedent("""
     import sys
     import numpy as np
     import keras
+    from benchmarks.keras_contender import build_model  # the benchmarks' Keras CNN (keeps $KERAS_BACKEND)
     from jaxnet_lite.datasets import mnist
     epochs, seed = int(sys.argv[1]), int(sys.argv[2])
     keras.utils.set_random_seed(seed)
@@ -35,10 +39,7 @@ KERAS = textwrap.dedent("""
     x_train = np.expand_dims(x_train.astype("float32") / 255, -1)
     x_test = np.expand_dims(x_test.astype("float32") / 255, -1)
     y_train, y_test = keras.utils.to_categorical(y_train, 10), keras.utils.to_categorical(y_test, 10)
-    L = keras.layers
-    model = keras.Sequential([keras.Input((28, 28, 1)), L.Conv2D(32, (3, 3), activation="relu"), L.MaxPooling2D((2, 2)),
-                              L.Conv2D(64, (3, 3), activation="relu"), L.MaxPooling2D((2, 2)), L.Flatten(),
-                              L.Dropout(0.5), L.Dense(10, activation="softmax")])
+    model = build_model("cnn")
     model.compile(loss="categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
     model.fit(x_train, y_train, batch_size=128, epochs=epochs, validation_split=0.1, verbose=0)
     print("TEST_ACCURACY", model.evaluate(x_test, y_test, verbose=0)[1])
@@ -47,7 +48,7 @@ KERAS = textwrap.dedent("""
 
 def run(script: str, epochs: int, seed: int, env: dict[str, str]) -> float | None:
     proc = subprocess.run([sys.executable, "-c", script, str(epochs), str(seed)], capture_output=True, text=True,
-                          env={**os.environ, **env})
+                          env={**os.environ, **env}, cwd=REPO)
     for line in proc.stdout.splitlines():
         if line.startswith("TEST_ACCURACY"):
             return float(line.split()[1])
