@@ -50,7 +50,8 @@ def contender_figures(workload: Workload, r: dict, ref: dict | None, train_flops
         med = statistics.median(secs)
         out["us_per_step"] = med / steps * 1e6
         out["first_window_s"] = r["first_window"]["seconds"]
-        out["first_step_est_s"] = r["first_window"]["seconds"] - med * (steps - 1) / steps
+        # Noise can push the estimate below zero for a contender with nothing to compile (eager PyTorch).
+        out["first_step_est_s"] = max(0.0, r["first_window"]["seconds"] - med * (steps - 1) / steps)
         out["first_step_s"] = out["first_step_est_s"]
         out["first_step_source"] = "first window - steady steps (estimate)"
     if cold and "first_step_s" in cold:

@@ -7,6 +7,7 @@ loss as categorical cross-entropy on one-hot labels). Data lives in tensors once
 `torch.randperm` shuffles it and batches are gathered by index (a short last batch stays short).
 PyTorch's default initialisation is kept (Kaiming-uniform, not Keras' Glorot). No `torch.compile`:
 this is eager mode. Threads are pinned to 2 (`torch.set_num_threads(2)`), the CPU runs' core count.
+Where PyTorch sees a CUDA GPU, model and data live there (as JAX's workers use their default device).
 The worker process also imports JAX (for `jax.devices()`), so its RSS includes both runtimes.
 """
 
@@ -20,6 +21,7 @@ from torch import nn
 from torch.nn import functional as F
 
 torch.set_num_threads(2)
+DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 MLP_SIZES = {"mlp": (4, 32, 32, 32, 3), "wide": (784, 1024, 1024, 10)}  # as reference_jax.MLP_SIZES
 
@@ -44,7 +46,7 @@ def _tensors(x: np.ndarray, y: np.ndarray, cnn: bool) -> tuple[torch.Tensor, tor
     xt = torch.from_numpy(np.ascontiguousarray(x, np.float32))
     if cnn:  # NHWC (the prepared arrays) -> NCHW, PyTorch's layout
         xt = xt.permute(0, 3, 1, 2).contiguous()
-    return xt, torch.from_numpy(np.asarray(y).argmax(-1)).long()
+    return xt.to(DEVICE), torch.from_numpy(np.asarray(y).argmax(-1)).long().to(DEVICE)
 
 
 class TorchEager:
@@ -57,7 +59,7 @@ class TorchEager:
         x, y, x_test, y_test = arrays
         self.x, self.y = _tensors(x, y, cnn)
         self.x_test, self.y_test = _tensors(x_test, y_test, cnn)
-        self.model = build_model(workload.name)
+        self.model = build_model(workload.name).to(DEVICE)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-3, eps=1e-7)
         self.generator = torch.Generator().manual_seed(seed + 1)
 
@@ -65,8 +67,8 @@ class TorchEager:
         self.model.train()
         n = len(self.x)
         for _ in range(epochs):
-            perm = torch.randperm(n, generator=self.generator)
-            total = torch.zeros(())
+            perm = torch.randperm(n, generator=self.generator).to(DEVICE)
+            total = torch.zeros((), device=DEVICE)
             for s in range(0, n, self.batch):
                 idx = perm[s:s + self.batch]
                 xb, yb = self.x[idx], self.y[idx]
@@ -82,7 +84,8 @@ class TorchEager:
         self.model.eval()
         n = len(self.x_test)
         for _ in range(repeats):
-            loss_sum, correct = torch.zeros(()), torch.zeros((), dtype=torch.long)
+            loss_sum = torch.zeros((), device=DEVICE)
+            correct = torch.zeros((), dtype=torch.long, device=DEVICE)
             for s in range(0, n, self.batch):
                 xb, yb = self.x_test[s:s + self.batch], self.y_test[s:s + self.batch]
                 logits = self.model(xb)
@@ -91,4 +94,8 @@ class TorchEager:
         return float(loss_sum) / n, float(correct) / n
 
     def info(self) -> dict:
-        return {"torch_version": torch.__version__, "torch_threads": torch.get_num_threads()}
+        info = {"torch_version": torch.__version__, "torch_threads": torch.get_num_threads(), "torch_device": "cpu"}
+        if DEVICE.type == "cuda":  # the worker's device-memory figure reads JAX's allocator, not PyTorch's
+            info.update(torch_device=torch.cuda.get_device_name(),
+                        torch_cuda_peak_mb=torch.cuda.max_memory_allocated() / 2**20)
+        return info

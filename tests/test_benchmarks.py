@@ -83,3 +83,15 @@ def test_conv_formulations_smoke() -> None:
     xla_ms, im2col_ms = (float(cell) for cell in row.split("|")[2:4])
     assert xla_ms > 0 and im2col_ms > 0
     assert "tutorial CNN train step (batch 128): implementation='xla'" in done.stdout
+
+
+def test_device_run_script_smoke(tmp_path: Path) -> None:
+    """`benchmarks/device_run.sh` (the prepared GPU-machine check) runs end to end in its quick mode."""
+    env = {**os.environ, "DEVICE_RUN_QUICK": "1", "OUT": str(tmp_path), "PYTHON": sys.executable}
+    done = subprocess.run(["bash", str(REPO / "benchmarks" / "device_run.sh")], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, f"stdout:\n{done.stdout[-3000:]}\nstderr:\n{done.stderr[-3000:]}"
+    assert "tests exit status: 0" in done.stdout
+    assert "jax" in (tmp_path / "env.txt").read_text()
+    doc = json.loads((tmp_path / "bench.json").read_text())
+    assert set(doc["workloads"]) == {"cnn", "mlp"}

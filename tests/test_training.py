@@ -58,6 +58,33 @@ def test_evaluate_matches_numpy_over_a_short_last_batch():
     assert acc == pytest.approx(np.mean(probs.argmax(1) == yt.argmax(1)))
 
 
+@pytest.mark.parametrize("batch_size", [1, 7, 30, 64])
+def test_predict_matches_apply_for_every_batching(batch_size):
+    """Batches cut on the device, a padded last batch, NumPy or JAX input: the same rows as one `apply`."""
+    _, _, xt, _ = iris_data()
+    model = mlp()
+    params, state = model.variables
+    expected = np.asarray(model.apply(params, state, jnp.asarray(xt))[0])
+    for x in (xt, jnp.asarray(xt)):
+        got = model.predict(x, batch_size=batch_size, verbose=0)
+        assert isinstance(got, np.ndarray) and got.shape == (30, 3)
+        np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-6)
+
+
+def test_predict_multi_input_multi_output_graph():
+    a, b = Input((3,), name="a"), Input((5,), name="b")
+    merged = jnl.layers.Concatenate()([Dense(4, activation="tanh")(a), b])
+    model = Model(inputs=[a, b], outputs=[Dense(2)(merged), Dense(1)(merged)])
+    rng = np.random.default_rng(0)
+    xa, xb = rng.normal(size=(9, 3)).astype(np.float32), rng.normal(size=(9, 5)).astype(np.float32)
+    params, state = model.variables
+    ref1, ref2 = model.apply(params, state, [jnp.asarray(xa), jnp.asarray(xb)])[0]
+    out1, out2 = model.predict({"a": xa, "b": xb}, batch_size=4, verbose=0)  # 9 = 2 * 4 + 1
+    assert out1.shape == (9, 2) and out2.shape == (9, 1)
+    np.testing.assert_allclose(out1, np.asarray(ref1), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(out2, np.asarray(ref2), rtol=1e-5, atol=1e-6)
+
+
 def test_fit_is_reproducible_and_seed_matters():
     x, y, _, _ = iris_data()
 

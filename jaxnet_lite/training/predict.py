@@ -33,21 +33,42 @@ def pad_to(x: Any, size: int) -> Any:
 
 
 def inference_fn(model: Layer) -> Any:
-    """`fn(params, state, x) -> y`: the model's inference `apply`, jit-compiled (callers keep it to reuse)."""
-    return jax.jit(lambda p, s, xb: model.apply(p, s, xb, training=False)[0])
+    """`fn(params, state, x_all, start, size) -> y`: inference `apply` on rows `start:start + size` of `x_all`.
+
+    Jit-compiled, with `size` static: the batch is cut on the device, so a batched predict costs one
+    dispatch per batch and no eager slicing or padding (callers keep `fn` to reuse its compilation).
+    """
+
+    def run(params, state, x_all, start, size):
+        xb = jax.tree.map(lambda a: jax.lax.dynamic_slice_in_dim(a, start, size, axis=0), x_all)
+        return model.apply(params, state, xb, training=False)[0]
+
+    return jax.jit(run, static_argnums=(4,))
+
+
+def _pad_rows(a: Any, rows: int) -> Any:
+    """`a` with `rows` rows: extra rows repeat the last one (their outputs are dropped), in `a`'s own library."""
+    extra = rows - a.shape[0]
+    if extra <= 0:
+        return a
+    xp = np if isinstance(a, np.ndarray) else jnp
+    return xp.concatenate([a, xp.repeat(a[-1:], extra, axis=0)], axis=0)
 
 
 def predict_arrays(fn: Any, params: Any, state: Any, x: Any, batch_size: int = 32, verbose: Any = "auto") -> Any:
-    """`fn` (from `inference_fn`) over `x` in batches; returns NumPy arrays (a pytree for multi-output)."""
+    """`fn` (from `inference_fn`) over `x` in batches; returns NumPy arrays (a pytree for multi-output).
+
+    `x` goes to the device once, padded to whole batches; outputs come back in one transfer at the end.
+    """
     n = num_examples(x)
     batch_size = min(int(batch_size or 32), n)
     steps = math.ceil(n / batch_size)
     bar = Progbar(steps, resolve_verbose(verbose))
+    x_all = jax.device_put(jax.tree.map(lambda a: _pad_rows(a if isinstance(a, jax.Array) else np.asarray(a),
+                                                             steps * batch_size), x))
     outputs = []
     for i in range(steps):
-        xb = jax.tree.map(lambda a: a[i * batch_size:(i + 1) * batch_size], x)
-        real = num_examples(xb)
-        y = fn(params, state, pad_to(xb, batch_size))
-        outputs.append(jax.tree.map(lambda a: a[:real], y))
+        outputs.append(fn(params, state, x_all, i * batch_size, batch_size))
         bar.update(i + 1, finalize=i + 1 == steps)
-    return jax.tree.map(lambda *parts: np.concatenate([np.asarray(p) for p in parts]), *outputs)
+    host = jax.device_get(outputs)
+    return jax.tree.map(lambda *parts: np.concatenate(parts)[:n], *host)

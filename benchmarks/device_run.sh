@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# One prepared accelerator check for issue 7: what a session lent the GPU machine sends as one command.
+#
+# Here, once per session (the machine sees only the repo, not ../shared; .devdata/ is git-ignored):
+#   mkdir -p .devdata/mnist && cp ../shared/data/mnist/*.gz .devdata/mnist/
+# Then, with the device tool:
+#   run(command="bash benchmarks/device_run.sh", carry=[".devdata"], timeout_s=560)
+# It needs nothing installed: the machine's image has JAX (CUDA), Optax, Flax, PyTorch, pytest and
+# Hypothesis; the package runs from the source tree. Results land in $OUT (./device-out without one):
+#   env.txt (GPU, versions), tests.log (the training and layer tests, on the GPU),
+#   bench.log and bench.json (`python -m benchmarks`, cnn/mlp/wide, every installed contender).
+# DEVICE_RUN_QUICK=1 shrinks it to a minute-scale smoke run (used here on the CPU to check the script).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-device-out}
+mkdir -p "$OUT"
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+export JAXNET_LITE_DATA_DIR="${JAXNET_LITE_DATA_DIR:-$PWD/.devdata}"
+PY=${PYTHON:-python3}
+
+if [ "${DEVICE_RUN_QUICK:-0}" = 1 ]; then
+  tests=(tests/test_training.py::test_iris_mlp_learns_with_compile_fit_evaluate)
+  bench=(--quick --workloads cnn,mlp --windows 1 --steps 4 --contenders jnl_fit,ref_jit)
+  test_limit=120 bench_limit=240
+else
+  tests=(tests/test_training.py tests/test_conv_impl.py tests/test_layers_reference.py tests/test_resume.py)
+  bench=(--workloads cnn,mlp,wide --windows 3)
+  test_limit=150 bench_limit=330
+fi
+
+{
+  date -u
+  nvidia-smi 2>&1 || echo "nvidia-smi: not found"
+  "$PY" -c "import jax, jaxlib, optax; print('jax', jax.__version__, 'jaxlib', jaxlib.__version__, 'optax', optax.__version__); print(jax.devices())"
+} >"$OUT/env.txt" 2>&1
+echo "== env"; cat "$OUT/env.txt"
+
+echo "== tests (limit ${test_limit}s)"
+timeout "$test_limit" "$PY" -m pytest -q -x -p no:cacheprovider "${tests[@]}" >"$OUT/tests.log" 2>&1
+echo "tests exit status: $?"; tail -n 5 "$OUT/tests.log"
+
+echo "== benchmark (limit ${bench_limit}s)"
+timeout "$bench_limit" "$PY" -m benchmarks "${bench[@]}" --out "$OUT/bench.json" >"$OUT/bench.log" 2>&1
+status=$?
+echo "benchmark exit status: $status"; grep -v "round\|cold start" "$OUT/bench.log" | tail -n 40
+exit "$status"
