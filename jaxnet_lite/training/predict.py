@@ -1,4 +1,4 @@
-"""Batched inference: pad the last batch so one compiled shape serves every batch."""
+"""Batched inference with one compiled batch shape (the last window overlaps instead of being padded)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ def num_examples(x: Any) -> int:
 
 
 def pad_to(x: Any, size: int) -> Any:
-    """Pad every leaf along axis 0 to `size` rows by repeating the first row (masked out later)."""
+    """Pad every leaf along axis 0 to `size` rows by repeating the first row (masked out later; streaming)."""
     def pad(a):
         a = jnp.asarray(a)
         extra = size - a.shape[0]
@@ -33,42 +33,43 @@ def pad_to(x: Any, size: int) -> Any:
 
 
 def inference_fn(model: Layer) -> Any:
-    """`fn(params, state, x_all, start, size) -> y`: inference `apply` on rows `start:start + size` of `x_all`.
+    """`fn(params, state, x, start, size) -> y`: inference `apply` on rows `start:start + size` of `x`.
 
-    Jit-compiled, with `size` static: the batch is cut on the device, so a batched predict costs one
-    dispatch per batch and no eager slicing or padding (callers keep `fn` to reuse its compilation).
+    Jit-compiled with `size` static, so arrays already on the device are cut inside the compiled call
+    (one dispatch per batch, no eager slicing); a host batch is passed whole with `start=0`. Callers
+    keep `fn` to reuse its compilation.
     """
 
-    def run(params, state, x_all, start, size):
-        xb = jax.tree.map(lambda a: jax.lax.dynamic_slice_in_dim(a, start, size, axis=0), x_all)
+    def run(params, state, x, start, size):
+        xb = jax.tree.map(lambda a: jax.lax.dynamic_slice_in_dim(a, start, size, axis=0), x)
         return model.apply(params, state, xb, training=False)[0]
 
     return jax.jit(run, static_argnums=(4,))
 
 
-def _pad_rows(a: Any, rows: int) -> Any:
-    """`a` with `rows` rows: extra rows repeat the last one (their outputs are dropped), in `a`'s own library."""
-    extra = rows - a.shape[0]
-    if extra <= 0:
-        return a
-    xp = np if isinstance(a, np.ndarray) else jnp
-    return xp.concatenate([a, xp.repeat(a[-1:], extra, axis=0)], axis=0)
-
-
 def predict_arrays(fn: Any, params: Any, state: Any, x: Any, batch_size: int = 32, verbose: Any = "auto") -> Any:
     """`fn` (from `inference_fn`) over `x` in batches; returns NumPy arrays (a pytree for multi-output).
 
-    `x` goes to the device once, padded to whole batches; outputs come back in one transfer at the end.
+    Arrays already on the device are cut there; NumPy arrays go over one batch at a time, so memory stays
+    one batch. The last window ends at row `n` (overlapping the one before) instead of being padded, so
+    every call has one shape and no eager slicing or padding runs; outputs come back in one transfer.
     """
     n = num_examples(x)
     batch_size = min(int(batch_size or 32), n)
     steps = math.ceil(n / batch_size)
     bar = Progbar(steps, resolve_verbose(verbose))
-    x_all = jax.device_put(jax.tree.map(lambda a: _pad_rows(a if isinstance(a, jax.Array) else np.asarray(a),
-                                                             steps * batch_size), x))
+    on_device = all(isinstance(a, jax.Array) for a in jax.tree.leaves(x))
+    if not on_device:
+        x = jax.tree.map(np.asarray, x)
     outputs = []
     for i in range(steps):
-        outputs.append(fn(params, state, x_all, i * batch_size, batch_size))
+        start = min(i * batch_size, n - batch_size)
+        if on_device:
+            outputs.append(fn(params, state, x, start, batch_size))
+        else:
+            outputs.append(fn(params, state, jax.tree.map(lambda a: a[start:start + batch_size], x), 0, batch_size))
         bar.update(i + 1, finalize=i + 1 == steps)
     host = jax.device_get(outputs)
-    return jax.tree.map(lambda *parts: np.concatenate(parts)[:n], *host)
+    overlap = steps * batch_size - n  # rows of the last window that the window before already gave
+    host[-1] = jax.tree.map(lambda a: a[overlap:], host[-1])
+    return jax.tree.map(lambda *parts: np.concatenate(parts), *host)
