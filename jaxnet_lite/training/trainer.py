@@ -121,6 +121,8 @@ class Trainer:
         self.seed = seed
         self.mesh = mesh if mesh is not None else (Mesh(np.array(jax.devices()), ("batch",))
                                                     if jax.device_count() > 1 else None)
+        # XLA:CPU can deadlock with several multi-device programs in flight (see `_settle`).
+        self._sync_dispatch = self.mesh is not None and self.mesh.devices.flat[0].platform == "cpu"
         self._train_state: TrainState | None = None
         self._initial_variables = variables
         if variables is not None or _declared_input_shape(model) is not None:
@@ -221,6 +223,17 @@ class Trainer:
         devices = self.mesh.size if self.mesh is not None else 1
         return -(-batch_size // devices) * devices
 
+    def _settle(self, tree: Any) -> Any:
+        """`tree`, waited for when the mesh spans several CPU devices, so one dispatch is in flight at most.
+
+        On XLA:CPU, with several sharded programs queued, one device's launch can wait for a slot while
+        another device's program waits for it inside an all-reduce: `fit` of the tutorial CNN on 2 or 8
+        simulated CPU devices hung until XLA aborted (docs/design-notes.md). Accelerators are not affected.
+        """
+        if self._sync_dispatch:
+            jax.block_until_ready(tree)
+        return tree
+
     # -- compiled pieces (cached per shape) ----------------------------------------------------------
     def _sum_names(self) -> list[str]:
         return ["loss", "count", *self.metric_set.names]
@@ -267,8 +280,8 @@ class Trainer:
         padded = self._padded_batch_size(batch_size)
         k = 1 if batch_hooks else self._steps_per_execution(steps)
         if k >= steps:  # the whole epoch in one dispatch: indices, steps and sums
-            self.train_state, sums = self._train_epoch(n, steps, batch_size, padded, shuffle)(
-                self.train_state, x, y, epoch)
+            self.train_state, sums = self._settle(self._train_epoch(n, steps, batch_size, padded, shuffle)(
+                self.train_state, x, y, epoch))
             return sums, steps
         index, weight, sums = self._epoch_setup(n, steps, batch_size, padded, shuffle)(self.train_state.rng, epoch)
         start, last_shown = 0, time.perf_counter()
@@ -276,7 +289,8 @@ class Trainer:
             size = k if steps - start >= k else 1
             if batch_hooks:
                 callbacks.on_train_batch_begin(start)
-            self.train_state, sums = self._train_chunk(size)(self.train_state, sums, x, y, index, weight, start)
+            self.train_state, sums = self._settle(
+                self._train_chunk(size)(self.train_state, sums, x, y, index, weight, start))
             start += size
             if batch_hooks:
                 callbacks.on_train_batch_end(start - 1, self._logs(sums))
@@ -292,13 +306,13 @@ class Trainer:
         padded = self._padded_batch_size(batch_size)
         k = self._steps_per_execution(steps)
         if k >= steps and (bar is None or not bar.dynamic):
-            sums = self._eval_all(n, steps, batch_size, padded)(params, state, x, y)
+            sums = self._settle(self._eval_all(n, steps, batch_size, padded)(params, state, x, y))
         else:
             index, weight, sums = self._epoch_setup(n, steps, batch_size, padded, False)(self.train_state.rng, 0)
             start = 0
             while start < steps:
                 size = k if steps - start >= k else 1
-                sums = self._eval_chunk(size)(params, state, sums, x, y, index, weight, start)
+                sums = self._settle(self._eval_chunk(size)(params, state, sums, x, y, index, weight, start))
                 start += size
                 if bar is not None and bar.dynamic:
                     bar.update(start, self._logs(sums))
