@@ -36,7 +36,8 @@ fi
 echo "== env"; cat "$OUT/env.txt"
 
 echo "== tests (limit ${test_limit}s)"
-timeout "$test_limit" "$PY" -m pytest -q -x -p no:cacheprovider "${tests[@]}" >"$OUT/tests.log" 2>&1
+# Full-precision f32 matmuls for the tests: their tolerances assume it (GPUs default to TF32 for f32).
+JAX_DEFAULT_MATMUL_PRECISION=highest timeout "$test_limit" "$PY" -m pytest -q -x -p no:cacheprovider "${tests[@]}" >"$OUT/tests.log" 2>&1
 echo "tests exit status: $?"; tail -n 5 "$OUT/tests.log"
 
 echo "== benchmark (limit ${bench_limit}s)"
