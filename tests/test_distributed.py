@@ -71,8 +71,9 @@ def test_eight_devices_match_one():
 def test_conv_model_on_eight_cpu_devices_finishes_and_matches_one():
     one, eight = run(1, CNN_SCRIPT), run(8, CNN_SCRIPT)
     assert one["devices"] == 1 and eight["devices"] == 8
-    for key in one["history"]:
-        np.testing.assert_allclose(eight["history"][key], one["history"][key], rtol=2e-4, atol=1e-5)
+    # Random labels leave near-tied argmaxes, which summation order may flip: accuracy gets 1% slack.
+    np.testing.assert_allclose(eight["history"]["loss"], one["history"]["loss"], rtol=2e-4)
+    np.testing.assert_allclose(eight["history"]["accuracy"], one["history"]["accuracy"], atol=0.01)
     (loss_8, acc_8), (loss_1, acc_1) = eight["eval"], one["eval"]
     assert loss_8 == pytest.approx(loss_1, rel=2e-4)
-    assert acc_8 == pytest.approx(acc_1, abs=0.01)  # random labels: near-tied argmaxes may flip (<= 5 of 500)
+    assert acc_8 == pytest.approx(acc_1, abs=0.01)
