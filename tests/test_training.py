@@ -71,6 +71,11 @@ def test_predict_matches_apply_for_every_batching(batch_size):
         np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-6)
 
 
+def test_predict_refuses_empty_input_clearly():
+    with pytest.raises(ValueError, match=r"predict: x holds no examples \(shapes \[\(0, 4\)\]\)"):
+        mlp().predict(np.zeros((0, 4), np.float32), verbose=0)
+
+
 def test_predict_multi_input_multi_output_graph():
     a, b = Input((3,), name="a"), Input((5,), name="b")
     merged = jnl.layers.Concatenate()([Dense(4, activation="tanh")(a), b])

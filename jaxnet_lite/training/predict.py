@@ -55,6 +55,8 @@ def predict_arrays(fn: Any, params: Any, state: Any, x: Any, batch_size: int = 3
     every call has one shape and no eager slicing or padding runs; outputs come back in one transfer.
     """
     n = num_examples(x)
+    if n == 0:
+        raise ValueError(f"predict: x holds no examples (shapes {[np.shape(a) for a in jax.tree.leaves(x)]})")
     batch_size = min(int(batch_size or 32), n)
     steps = math.ceil(n / batch_size)
     bar = Progbar(steps, resolve_verbose(verbose))
