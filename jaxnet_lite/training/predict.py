@@ -6,7 +6,6 @@ import math
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from jaxnet_lite.core import Layer
@@ -18,18 +17,6 @@ def num_examples(x: Any) -> int:
     if not leaves:
         raise ValueError("x holds no arrays")
     return int(np.shape(leaves[0])[0])
-
-
-def pad_to(x: Any, size: int) -> Any:
-    """Pad every leaf along axis 0 to `size` rows by repeating the first row (masked out later; streaming)."""
-    def pad(a):
-        a = jnp.asarray(a)
-        extra = size - a.shape[0]
-        if extra <= 0:
-            return a
-        return jnp.concatenate([a, jnp.repeat(a[:1], extra, axis=0)], axis=0)
-
-    return jax.tree.map(pad, x)
 
 
 def inference_fn(model: Layer) -> Any:

@@ -7,10 +7,11 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from jaxnet_lite.training.callbacks import CallbackList, History
-from jaxnet_lite.training.predict import num_examples, pad_to
+from jaxnet_lite.training.predict import num_examples
 from jaxnet_lite.training.progress import Progbar, resolve_verbose
 from jaxnet_lite.training import loop
 
@@ -25,6 +26,18 @@ def _prefetch(batches: Iterator[Any], size: int = 2) -> Iterator[Any]:
     yield from queue
 
 
+def _pad_to(x: Any, size: int) -> Any:
+    """Pad every leaf along axis 0 to `size` rows by repeating the first row (masked out by the weights)."""
+    def pad(a):
+        a = jnp.asarray(a)
+        extra = size - a.shape[0]
+        if extra <= 0:
+            return a
+        return jnp.concatenate([a, jnp.repeat(a[:1], extra, axis=0)], axis=0)
+
+    return jax.tree.map(pad, x)
+
+
 def _padded(batch: Any, batch_size: int) -> tuple[Any, Any, jax.Array]:
     if not isinstance(batch, (tuple, list)) or len(batch) != 2:
         raise ValueError(f"fit: a streamed dataset must yield (x, y) pairs, got {type(batch).__name__}")
@@ -33,7 +46,7 @@ def _padded(batch: Any, batch_size: int) -> tuple[Any, Any, jax.Array]:
     if real > batch_size:
         raise ValueError(f"fit: a streamed batch has {real} examples, more than the first batch's {batch_size}")
     weight = (np.arange(batch_size) < real).astype(np.float32)
-    return pad_to(x, batch_size), pad_to(y, batch_size), weight
+    return _pad_to(x, batch_size), _pad_to(y, batch_size), weight
 
 
 def fit_stream(trainer: Any, dataset: Iterable[Any], *, epochs: int, verbose: Any, callbacks: Any,
