@@ -37,6 +37,8 @@ class Contender:
 
 ALL = {c.name: c for c in [
     Contender("jnl_fit", "benchmarks.jnl_contenders", "JnlFit", "jaxnet_lite model.fit (Trainer.fit) on NumPy"),
+    Contender("jnl_fit_dev", "benchmarks.jnl_contenders", "JnlFitDevice",
+              "jaxnet_lite model.fit on arrays already on the device"),
     Contender("jnl_step", "benchmarks.jnl_contenders", "JnlStep", "jaxnet_lite make_train_step, plain loop"),
     Contender("ref_jit", "benchmarks.reference_jax", "ReferenceJit", "hand-written JAX+Optax, jit per step"),
     # DESIGN.md: on XLA:CPU a conv gradient inside a loop body runs ~14x slower, so an epoch of the CNN in

@@ -9,7 +9,9 @@
 # Hypothesis; the package runs from the source tree. Results land in $OUT (./device-out without one):
 #   env.txt (GPU, versions), tests.log (the training and layer tests, on the GPU),
 #   bench.log and bench.json (`python -m benchmarks`, cnn/mlp/wide, every installed contender).
-# DEVICE_RUN_QUICK=1 shrinks it to a minute-scale smoke run (used here on the CPU to check the script).
+# DEVICE_RUN_QUICK=1 shrinks it to a minute-scale smoke run (used here on the CPU to check the script);
+# DEVICE_RUN_TESTS=0 skips the tests, DEVICE_RUN_BENCH="..." replaces the benchmark's arguments and
+# DEVICE_RUN_BENCH_LIMIT its time limit: a follow-up call that fits in what is left of the device time.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-device-out}
@@ -25,7 +27,7 @@ if [ "${DEVICE_RUN_QUICK:-0}" = 1 ]; then
 else
   tests=(tests/test_training.py tests/test_conv_impl.py tests/test_layers_reference.py tests/test_resume.py)
   bench=(--workloads cnn,mlp,wide --windows 3)
-  test_limit=150 bench_limit=330
+  test_limit=120 bench_limit=400
 fi
 
 {
@@ -35,10 +37,18 @@ fi
 } >"$OUT/env.txt" 2>&1
 echo "== env"; cat "$OUT/env.txt"
 
-echo "== tests (limit ${test_limit}s)"
-# Full-precision f32 matmuls for the tests: their tolerances assume it (GPUs default to TF32 for f32).
-JAX_DEFAULT_MATMUL_PRECISION=highest timeout "$test_limit" "$PY" -m pytest -q -x -p no:cacheprovider "${tests[@]}" >"$OUT/tests.log" 2>&1
-echo "tests exit status: $?"; tail -n 5 "$OUT/tests.log"
+if [ -n "${DEVICE_RUN_BENCH:-}" ]; then
+  read -r -a bench <<<"$DEVICE_RUN_BENCH"
+  bench_limit=${DEVICE_RUN_BENCH_LIMIT:-$bench_limit}
+fi
+
+if [ "${DEVICE_RUN_TESTS:-1}" = 1 ]; then
+  echo "== tests (limit ${test_limit}s)"
+  # Full-precision f32 matmuls for the tests: their tolerances assume it (GPUs default to TF32 for f32).
+  JAX_DEFAULT_MATMUL_PRECISION=highest timeout "$test_limit" "$PY" -m pytest -q -x -p no:cacheprovider \
+    "${tests[@]}" >"$OUT/tests.log" 2>&1
+  echo "tests exit status: $?"; tail -n 5 "$OUT/tests.log"
+fi
 
 echo "== benchmark (limit ${bench_limit}s)"
 timeout "$bench_limit" "$PY" -m benchmarks "${bench[@]}" --out "$OUT/bench.json" >"$OUT/bench.log" 2>&1

@@ -2,6 +2,7 @@
 
 - `JnlFit` ("jnl_fit"): `model.compile(...)` then `model.fit(x, y, batch_size, epochs)` on NumPy arrays,
   exactly the tutorial (it is `Trainer.fit` underneath: `compile` only attaches a `Trainer`);
+- `JnlFitDevice` ("jnl_fit_dev"): the same on arrays put on the device once beforehand;
 - `JnlStep` ("jnl_step"): `make_train_step` + `TrainState.create` in a plain Python loop over
   device-resident batches (the data is put on the device once; each epoch one jitted call permutes it
   and cuts the batches, see `batches.py`; a short last batch stays short, as a user would write it).
@@ -66,6 +67,15 @@ class JnlFit:
     def info(self) -> dict:
         return {"jnl_inference_flops_per_example": _inference_flops(self.model, self.workload.input_shape),
                 "steps_per_execution": _resolved_spe(self.model, self.workload.steps_per_epoch)}
+
+
+class JnlFitDevice(JnlFit):
+    """`model.fit` on arrays the user put on the device once (`jax.device_put`): the same loop as `JnlFit`
+    without its per-call host-to-device copy, so the two together show what that copy costs."""
+
+    def __init__(self, workload: Any, arrays: tuple[np.ndarray, ...], seed: int = 0) -> None:
+        super().__init__(workload, arrays, seed)
+        self.x, self.y, self.x_test, self.y_test = jax.device_put((self.x, self.y, self.x_test, self.y_test))
 
 
 def _resolved_spe(model: Any, steps: int) -> int:

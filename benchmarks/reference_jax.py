@@ -182,9 +182,9 @@ class ReferenceJit:
     def info(self) -> dict:
         """XLA's FLOP count of one train step and of inference, per example (the FLOP-rate denominators)."""
         index, weight = self._index(None, self.n, self.steps)
-        step_cost = _flops(jax.jit(self._step).lower(self.carry, self.x, self.y, index, weight, 0))
+        step_cost = _flops(self._step, self.carry, self.x, self.y, index, weight, jnp.zeros((), jnp.int32))
         one = jax.ShapeDtypeStruct((1, *self.x.shape[1:]), jnp.float32)
-        infer_cost = _flops(jax.jit(lambda p, x: self.apply(p, x, None, False)).lower(self.carry[0], one))
+        infer_cost = _flops(lambda p, x: self.apply(p, x, None, False), self.carry[0], one)
         return {"xla_train_flops_per_example": step_cost / self.batch if step_cost else None,
                 "xla_inference_flops_per_example": infer_cost}
 
@@ -224,11 +224,18 @@ class ReferenceScan(ReferenceJit):
         return float(sums[0] / sums[2]), float(sums[1] / sums[2])
 
 
-def _flops(lowered: Any) -> float | None:
-    try:
-        cost = lowered.cost_analysis()
-    except Exception:  # noqa: BLE001 - FLOP counts are an optional column
-        return None
-    if isinstance(cost, list):
-        cost = cost[0] if cost else {}
-    return float((cost or {}).get("flops", 0.0)) or None
+def _flops(fn: Any, *args: Any) -> float | None:
+    """XLA's FLOP count of `jit(fn)(*args)` before compiling; CUDA's plugin has no such analysis, so then
+    the same program is lowered for the host CPU (the count is the program's, whatever runs it)."""
+    abstract = jax.tree.map(lambda a: jax.ShapeDtypeStruct(jnp.shape(a), a.dtype), args)
+    for platform in (None, "cpu"):
+        try:
+            with jax.default_device(jax.devices(platform)[0] if platform else None):
+                cost = jax.jit(fn).lower(*abstract).cost_analysis()
+        except Exception:  # noqa: BLE001 - FLOP counts are an optional column
+            continue
+        if isinstance(cost, list):
+            cost = cost[0] if cost else {}
+        if (cost or {}).get("flops"):
+            return float(cost["flops"])
+    return None

@@ -50,6 +50,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=None, help="write the JSON document here")
     p.add_argument("--include-slow", action="store_true",
                    help="also run contenders left out by default on this platform (ref_scan on the CPU CNN)")
+    p.add_argument("--no-cold-start", action="store_true",
+                   help="skip the fresh-process first-step measurement (shorter runs; compile is then estimated)")
     p.add_argument("--quiet", action="store_true", help="no per-window progress lines")
     return p.parse_args(argv)
 
@@ -98,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"batch {w.batch_size}, {w.windows} windows; contenders {', '.join(run)}")
             raw = measure(w, run, Path(tmp), eval_windows=eval_windows, progress=say)
             ok = [n for n in run if "error" not in raw[n]]
-            cold = {} if args.quick else cold_start(w, ok, Path(tmp), progress=say)
+            cold = {} if args.quick or args.no_cold_start else cold_start(w, ok, Path(tmp), progress=say)
             measured.append((w, data, skipped, raw, cold))
     # The peak is the machine's capability: on a shared machine the larger of two measurements is nearer it.
     # (--quick measures it once, with a smaller matmul, to stay short.)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-CONTENDERS = ("jnl_fit", "jnl_step", "ref_jit", "ref_scan")  # the optional peers are too slow to start here
+CONTENDERS = ("jnl_fit", "jnl_fit_dev", "jnl_step", "ref_jit", "ref_scan")  # optional peers: too slow to start
 
 
 @pytest.fixture(scope="module")
@@ -95,3 +95,17 @@ def test_device_run_script_smoke(tmp_path: Path) -> None:
     assert "jax" in (tmp_path / "env.txt").read_text()
     doc = json.loads((tmp_path / "bench.json").read_text())
     assert set(doc["workloads"]) == {"cnn", "mlp"}
+
+
+def test_epoch_anatomy_splits_epoch_and_step_costs(tmp_path: Path) -> None:
+    from benchmarks import epoch_anatomy
+
+    assert epoch_anatomy.fit_line([8, 64, 512], [1e-3 + 8 * 2e-5, 1e-3 + 64 * 2e-5, 1e-3 + 512 * 2e-5]) == \
+        pytest.approx((1e-3, 2e-5))
+    out = tmp_path / "anatomy.json"
+    assert epoch_anatomy.main(["--repeats", "1,2", "--rounds", "1", "--steps", "16", "--out", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    assert doc["steps_per_epoch"] == {"1": 8, "2": 15}
+    for name in epoch_anatomy.CONTENDERS:
+        seconds = doc["contenders"][name]["seconds_per_epoch"]
+        assert set(seconds) == {"1", "2"} and all(s > 0 for s in seconds.values()), name

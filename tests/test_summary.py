@@ -122,3 +122,23 @@ def test_connected_to_column_for_branching_graphs():
                                            (5 * 1024**2, "5.00 MB")])
 def test_readable_size(size, expected):
     assert readable_size(size) == expected
+
+
+def test_flops_fall_back_to_the_cpu_lowering_when_the_backend_gives_none(monkeypatch):
+    """CUDA's plugin returns no cost analysis for uncompiled programs: the count then comes from a CPU lowering."""
+    from jax import stages
+
+    from jaxnet_lite.models.summary import flops_per_example
+
+    expected = flops_per_example(mlp(), (4,))
+    real = stages.Lowered.cost_analysis
+    calls = []
+
+    def empty_first(self):
+        calls.append(1)
+        return {} if len(calls) == 1 else real(self)
+
+    monkeypatch.setattr(stages.Lowered, "cost_analysis", empty_first)
+    assert expected > 2 * 4 * 32
+    assert flops_per_example(mlp(), (4,)) == expected
+    assert len(calls) == 2

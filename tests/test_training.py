@@ -1,5 +1,6 @@
 """Trainer / compile / fit: correctness of the compiled paths, reproducibility, errors, streaming."""
 
+import io
 import math
 
 import jax
@@ -142,6 +143,31 @@ def test_steps_per_execution_choice():
     assert choose_steps_per_execution(mlp(), 8, backend="cpu") == 8
 
 
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_auto_dispatch_plan_whole_epoch_unless_a_live_bar_watches(monkeypatch):
+    """With "auto" and k > 1, an unwatched epoch is one dispatch; a live bar gets 64-step chunks and a tail
+    chunk of its own size (not single steps), and both plans train the same weights."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(70 * 4, 4)).astype(np.float32)  # 70 steps of 4: more than one 64-step chunk
+    y = to_categorical(rng.integers(0, 3, len(x)), 3)
+    plans, weights = {}, {}
+    for verbose in (0, 1):
+        monkeypatch.setattr("sys.stdout", _Terminal())
+        trainer = Trainer(mlp(), "categorical_crossentropy", optax.adam(1e-2), seed=1)
+        trainer.fit(x, y, batch_size=4, epochs=1, verbose=verbose)
+        trainer.evaluate(x, y, batch_size=4, verbose=verbose)
+        plans[verbose] = sorted(key[:2] for key in trainer._compiled if key[0] in ("epoch", "train", "eval",
+                                                                               "eval_all"))
+        weights[verbose] = trainer.train_state.params
+    assert plans[0] == [("epoch", 280), ("eval_all", 280)]
+    assert plans[1] == [("eval", 6), ("eval", 64), ("train", 6), ("train", 64)]
+    assert_trees_close(weights[0], weights[1], atol=1e-5, rtol=1e-5, what="one dispatch vs chunks")
+
+
 def test_sparse_labels_and_functional_model():
     x, y, xt, yt = iris_data()
     inp = Input((4,))
@@ -274,6 +300,29 @@ def test_sparse_labels_out_of_range():
 def test_nan_inputs(compiled):
     x = np.zeros((10, 4))
     x[3, 2] = np.nan
+    with pytest.raises(ValueError, match="x contains NaN"):
+        compiled.fit(x, np.zeros((10, 3)), verbose=0)
+
+
+@pytest.mark.parametrize("on_device", [False, True])
+def test_nan_check_of_device_arrays_never_copies_them_to_the_host(compiled, monkeypatch, on_device):
+    """fit on device-resident data must not pull x back to the host to look for NaNs (a full transfer per
+    call on a GPU); the accelerator path is forced here by pretending the array lives off the CPU."""
+    from jax._src.array import ArrayImpl
+
+    from jaxnet_lite.training import validation
+
+    x = jnp.zeros((10, 4)).at[3, 2].set(jnp.nan)
+    clean = jnp.ones((10, 4))
+    if on_device:
+        monkeypatch.setattr(validation, "_on_accelerator", lambda a: True)
+
+        def no_copy(self, *args, **kwargs):
+            raise AssertionError("x was copied to the host")
+
+        monkeypatch.setattr(ArrayImpl, "__array__", no_copy)
+    assert validation.contains_nan(x) and not validation.contains_nan(clean)
+    assert not validation.contains_nan(jnp.arange(4))  # integers hold no NaN
     with pytest.raises(ValueError, match="x contains NaN"):
         compiled.fit(x, np.zeros((10, 3)), verbose=0)
 

@@ -46,14 +46,31 @@ def flops_per_example(layer: Layer, input_shape: Any, variables: Any = None) -> 
         return jax.ShapeDtypeStruct((1, *shape), layer.dtype)
 
     x = [struct(s) for s in input_shape] if isinstance(input_shape, list) else struct(input_shape)
-    try:
-        fn = jax.jit(lambda p, s, xx: layer.apply(p, s, xx)[0])
-        cost = fn.lower(variables.params, variables.state, x).cost_analysis()
-    except Exception:  # noqa: BLE001 - a summary must never fail over an optional column
-        return None
-    if isinstance(cost, list):
-        cost = cost[0] if cost else {}
-    return float((cost or {}).get("flops", 0.0))
+    return xla_flops(lambda p, s, xx: layer.apply(p, s, xx)[0], variables.params, variables.state, x)
+
+
+def xla_flops(fn: Any, *args: Any) -> float | None:
+    """XLA's FLOP count of `jit(fn)(*args)`, read before compiling (None if unavailable).
+
+    Accelerator plugins such as CUDA's do not analyse uncompiled programs (the count came back empty on an
+    H200), so then the same program is lowered for the host CPU: the FLOPs are the model's, not the chip's.
+    """
+    abstract = jax.tree.map(lambda a: jax.ShapeDtypeStruct(jnp.shape(a), a.dtype), args)
+    found = None
+    for platform in (None, "cpu"):
+        try:
+            device = jax.devices(platform)[0] if platform else None
+            with jax.default_device(device):
+                cost = jax.jit(fn).lower(*abstract).cost_analysis()
+        except Exception:  # noqa: BLE001 - a summary must never fail over an optional column
+            continue
+        if isinstance(cost, list):
+            cost = cost[0] if cost else {}
+        if cost and "flops" in cost:
+            found = float(cost["flops"])
+            if found > 0:
+                return found
+    return found
 
 
 def param_counts(model: Layer) -> list[int]:

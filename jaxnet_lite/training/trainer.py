@@ -207,7 +207,7 @@ class Trainer:
         return jax.device_put(tree, self._replicated())
 
     def _to_device(self, tree: Any) -> Any:
-        def put(a):
+        def put(a):  # jnp.asarray: 17 µs for a small array on CPU, against device_put's 28
             a = np.asarray(a) if not isinstance(a, jax.Array) else a
             return jax.device_put(a, self._replicated()) if self.mesh is not None else jnp.asarray(a)
 
@@ -273,20 +273,26 @@ class Trainer:
             return self._cached(("steps_per_execution", steps), lambda: choose_steps_per_execution(self.model, steps))
         return min(int(self.steps_per_execution), steps)
 
+    def _in_one_dispatch(self, k: int, steps: int, bar: Progbar | None) -> bool:
+        """Whether all `steps` run as one dispatch: they fit in `k`, or loops pay ("auto" chose k > 1) and
+        no live bar waits for chunks. One program then serves the epoch instead of a chunk and a tail."""
+        live = bar is not None and bar.dynamic and bar.verbose == 1
+        return k >= steps or (k > 1 and self.steps_per_execution == "auto" and not live)
+
     # -- running over arrays ------------------------------------------------------------------------
     def _run_train_epoch(self, x, y, n, batch_size, epoch, shuffle, bar, interrupt, callbacks, batch_hooks):
         """One epoch; returns the device-side sums (no host sync unless a bar or batch hook asks) and steps run."""
         steps = math.ceil(n / batch_size)
         padded = self._padded_batch_size(batch_size)
         k = 1 if batch_hooks else self._steps_per_execution(steps)
-        if k >= steps:  # the whole epoch in one dispatch: indices, steps and sums
+        if self._in_one_dispatch(k, steps, bar):  # the whole epoch: indices, steps and sums
             self.train_state, sums = self._settle(self._train_epoch(n, steps, batch_size, padded, shuffle)(
                 self.train_state, x, y, epoch))
             return sums, steps
         index, weight, sums = self._epoch_setup(n, steps, batch_size, padded, shuffle)(self.train_state.rng, epoch)
         start, last_shown = 0, time.perf_counter()
         while start < steps and not interrupt.requested:
-            size = k if steps - start >= k else 1
+            size = min(k, steps - start)  # a short tail is one chunk of its own size (one more compile)
             if batch_hooks:
                 callbacks.on_train_batch_begin(start)
             self.train_state, sums = self._settle(
@@ -300,24 +306,22 @@ class Trainer:
         return sums, start
 
     def _run_eval(self, params, state, x, y, batch_size, bar=None) -> dict:
-        """Device-side loss and metric sums over `(x, y)` in inference mode."""
+        """Device-side loss and metric sums over `(x, y)` in inference mode (a live `bar` sees chunks)."""
         n = num_examples(x)
         steps = math.ceil(n / batch_size)
         padded = self._padded_batch_size(batch_size)
         k = self._steps_per_execution(steps)
-        if k >= steps and (bar is None or not bar.dynamic):
+        if self._in_one_dispatch(k, steps, bar):
             sums = self._settle(self._eval_all(n, steps, batch_size, padded)(params, state, x, y))
         else:
             index, weight, sums = self._epoch_setup(n, steps, batch_size, padded, False)(self.train_state.rng, 0)
             start = 0
             while start < steps:
-                size = k if steps - start >= k else 1
+                size = min(k, steps - start)
                 sums = self._settle(self._eval_chunk(size)(params, state, sums, x, y, index, weight, start))
                 start += size
-                if bar is not None and bar.dynamic:
+                if bar is not None and bar.dynamic and bar.verbose == 1:
                     bar.update(start, self._logs(sums))
-        if bar is not None:
-            bar.update(steps, self._logs(sums), finalize=True)
         return sums
 
     @staticmethod
@@ -388,7 +392,8 @@ class Trainer:
                     cbs.on_epoch_end(epoch, logs)
                 if handle.stop_training or interrupt.requested:
                     break
-        for epoch, sums, val_sums in deferred or ():
+        # One transfer for all deferred epochs (on a GPU each separate read is a sync of its own).
+        for epoch, sums, val_sums in jax.device_get(deferred or []):
             logs = self._epoch_logs(sums, val_sums)
             cbs.on_epoch_end(epoch, logs)
         cbs.on_train_end(logs)
@@ -407,10 +412,12 @@ class Trainer:
         batch_size = 32 if batch_size is None else batch_size
         n = validate_arrays(self, x, y, None, "evaluate")
         self._ensure_state(example_shapes(x, self.model))
-        bar = Progbar(math.ceil(n / min(batch_size, n)), resolve_verbose(verbose))
+        steps = math.ceil(n / min(batch_size, n))
+        bar = Progbar(steps, resolve_verbose(verbose))
         params, state = self.variables
         logs = self._logs(self._run_eval(params, state, self._to_device(x), self._to_device(y), min(batch_size, n),
                                          bar))
+        bar.update(steps, logs, finalize=True)
         if return_dict:
             return logs
         values = [logs["loss"], *(logs[m] for m in self.metric_set.names)]
