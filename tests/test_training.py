@@ -168,6 +168,23 @@ def test_auto_dispatch_plan_whole_epoch_unless_a_live_bar_watches(monkeypatch):
     assert_trees_close(weights[0], weights[1], atol=1e-5, rtol=1e-5, what="one dispatch vs chunks")
 
 
+def test_large_arrays_reach_the_device_in_one_copy(monkeypatch):
+    """Arrays of 1 MiB and more go through `device_put` (jnp.asarray held two copies of MNIST at once);
+    small ones through `jnp.asarray` (quicker per call). Both canonicalise float64 to float32."""
+    from jaxnet_lite.training import trainer as trainer_module
+
+    put = []
+    real_put = jax.device_put
+    monkeypatch.setattr(trainer_module.jax, "device_put", lambda a, *args, **kw: put.append(np.shape(a)) or
+                        real_put(a, *args, **kw))
+    trainer = Trainer(mlp(), "categorical_crossentropy", "adam")
+    big, small = np.ones((40000, 4)), np.ones((100, 4))  # float64: 1.28 MB and 3.2 KB
+    big_dev, small_dev = trainer._to_device(big), trainer._to_device(small)
+    assert put == [(40000, 4)]
+    assert big_dev.dtype == small_dev.dtype == jnp.float32
+    np.testing.assert_array_equal(np.asarray(big_dev), big)
+
+
 def test_sparse_labels_and_functional_model():
     x, y, xt, yt = iris_data()
     inp = Input((4,))

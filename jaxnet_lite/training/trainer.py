@@ -35,6 +35,7 @@ from jaxnet_lite.training.step import MetricSet, Objective
 from jaxnet_lite.training.validation import example_shapes, validate_arrays
 
 _CONV_LAYER_NAMES = ("Conv", "Pooling")
+_SMALL_ARRAY_BYTES = 1 << 20  # below this, `jnp.asarray` moves an array to the device faster than `device_put`
 
 
 def _layers_in(model: Layer) -> Iterable[Layer]:
@@ -207,9 +208,15 @@ class Trainer:
         return jax.device_put(tree, self._replicated())
 
     def _to_device(self, tree: Any) -> Any:
-        def put(a):  # jnp.asarray: 17 µs for a small array on CPU, against device_put's 28
+        """`tree` on the device (replicated over a mesh). Measured on CPU: `jnp.asarray` is quicker for a
+        small array (17 against 28 µs), but holds two copies of a large one (MNIST's 188 MB: 171 against
+        91 ms, and 390 against 184 MB of peak memory), so large arrays go through `device_put`."""
+
+        def put(a):
             a = np.asarray(a) if not isinstance(a, jax.Array) else a
-            return jax.device_put(a, self._replicated()) if self.mesh is not None else jnp.asarray(a)
+            if self.mesh is not None:
+                return jax.device_put(a, self._replicated())
+            return jnp.asarray(a) if a.nbytes < _SMALL_ARRAY_BYTES else jax.device_put(a)
 
         return jax.tree.map(put, tree)
 
