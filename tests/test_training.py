@@ -185,6 +185,20 @@ def test_large_arrays_reach_the_device_in_one_copy(monkeypatch):
     np.testing.assert_array_equal(np.asarray(big_dev), big)
 
 
+def test_output_shape_is_worked_out_once_per_input_shape(monkeypatch):
+    model = mlp()
+    trainer = Trainer(model, "categorical_crossentropy", "adam")
+    walks = []
+    real = model.output_shape
+    monkeypatch.setattr(model, "output_shape", lambda shape: walks.append(shape) or real(shape))
+    x, y = np.ones((6, 4), np.float32), np.eye(3, dtype=np.float32)[[0, 1, 2, 0, 1, 2]]
+    for _ in range(3):
+        trainer.evaluate(x, y, verbose=0)
+    assert walks == [(4,)]
+    with pytest.raises(jnl.LayerError, match=r"expects input shape \(4,\)"):  # bad shapes still fail early
+        trainer.evaluate(np.ones((6, 5), np.float32), y, verbose=0)
+
+
 def test_sparse_labels_and_functional_model():
     x, y, xt, yt = iris_data()
     inp = Input((4,))

@@ -40,7 +40,7 @@ def validate_arrays(trainer: Any, x: Any, y: Any, batch_size: int | None, where:
     for path, leaf in jax.tree_util.tree_flatten_with_path(x)[0]:
         if contains_nan(leaf):
             raise ValueError(f"{where}: x{jax.tree_util.keystr(path)} contains NaN values")
-    out_shape = trainer.model.output_shape(example_shapes(x, trainer.model))
+    out_shape = trainer.output_shape(example_shapes(x, trainer.model))
     outputs = out_shape if isinstance(out_shape, list) else [out_shape]
     labels = list(y.values()) if isinstance(y, dict) else list(y) if isinstance(y, (list, tuple)) else [y]
     if len(outputs) > 1 and len(labels) == 1:
