@@ -12,6 +12,12 @@
 # DEVICE_RUN_QUICK=1 shrinks it to a minute-scale smoke run (used here on the CPU to check the script);
 # DEVICE_RUN_TESTS=0 skips the tests, DEVICE_RUN_BENCH="..." replaces the benchmark's arguments and
 # DEVICE_RUN_BENCH_LIMIT its time limit: a follow-up call that fits in what is left of the device time.
+# DEVICE_RUN_ANATOMY=1 adds `python -m benchmarks.epoch_anatomy` (anatomy.log, anatomy.json).
+# The open GPU questions (benchmarks/RESULTS.md, "GPU": what fit's per-call copy costs, and why fit's MLP
+# step is 3x the scan's) take one call of about five minutes:
+#   DEVICE_RUN_TESTS=0 DEVICE_RUN_ANATOMY=1 DEVICE_RUN_BENCH_LIMIT=250 DEVICE_RUN_BENCH="--workloads
+#   cnn,wide,mlp --windows 3 --contenders jnl_fit,jnl_fit_dev,ref_jit,ref_scan --no-cold-start"
+#   bash benchmarks/device_run.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-device-out}
@@ -54,4 +60,12 @@ echo "== benchmark (limit ${bench_limit}s)"
 timeout "$bench_limit" "$PY" -m benchmarks "${bench[@]}" --out "$OUT/bench.json" >"$OUT/bench.log" 2>&1
 status=$?
 echo "benchmark exit status: $status"; grep -v "round\|cold start" "$OUT/bench.log" | tail -n 40
+
+if [ "${DEVICE_RUN_ANATOMY:-0}" = 1 ]; then
+  echo "== epoch anatomy (limit 150s)"
+  anatomy=()
+  [ "${DEVICE_RUN_QUICK:-0}" = 1 ] && anatomy=(--repeats 1,2 --rounds 1 --steps 16)
+  timeout 150 "$PY" -m benchmarks.epoch_anatomy "${anatomy[@]}" --out "$OUT/anatomy.json" >"$OUT/anatomy.log" 2>&1
+  echo "epoch anatomy exit status: $?"; tail -n 8 "$OUT/anatomy.log"
+fi
 exit "$status"

@@ -87,7 +87,8 @@ def test_conv_formulations_smoke() -> None:
 
 def test_device_run_script_smoke(tmp_path: Path) -> None:
     """`benchmarks/device_run.sh` (the prepared GPU-machine check) runs end to end in its quick mode."""
-    env = {**os.environ, "DEVICE_RUN_QUICK": "1", "OUT": str(tmp_path), "PYTHON": sys.executable}
+    env = {**os.environ, "DEVICE_RUN_QUICK": "1", "DEVICE_RUN_ANATOMY": "1", "OUT": str(tmp_path),
+           "PYTHON": sys.executable}
     done = subprocess.run(["bash", str(REPO / "benchmarks" / "device_run.sh")], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, f"stdout:\n{done.stdout[-3000:]}\nstderr:\n{done.stderr[-3000:]}"
@@ -95,6 +96,9 @@ def test_device_run_script_smoke(tmp_path: Path) -> None:
     assert "jax" in (tmp_path / "env.txt").read_text()
     doc = json.loads((tmp_path / "bench.json").read_text())
     assert set(doc["workloads"]) == {"cnn", "mlp"}
+    assert "epoch anatomy exit status: 0" in done.stdout
+    assert set(json.loads((tmp_path / "anatomy.json").read_text())["contenders"]) == {"jnl_fit", "jnl_fit_dev",
+                                                                                      "ref_scan"}
 
 
 def test_epoch_anatomy_splits_epoch_and_step_costs(tmp_path: Path) -> None:
