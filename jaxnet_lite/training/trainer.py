@@ -339,9 +339,7 @@ class Trainer:
 
     @staticmethod
     def _logs(sums: dict) -> dict[str, float]:
-        host = jax.device_get(sums)
-        count = max(float(host["count"]), 1.0)
-        return {k: float(host[k]) / count for k in sorted(host) if k != "count"}
+        return _means(jax.device_get(sums))
 
     # -- the Keras API ------------------------------------------------------------------------------
     def fit(self, x: Any = None, y: Any = None, batch_size: int | None = None, epochs: int = 1,
@@ -400,7 +398,7 @@ class Trainer:
                 if deferred is not None:
                     deferred.append((epoch, sums, val_sums))
                 else:
-                    logs = self._epoch_logs(sums, val_sums)
+                    logs = self._epoch_logs(*jax.device_get((sums, val_sums)))  # one transfer for both
                     bar.update(steps, logs, finalize=True)
                     cbs.on_epoch_end(epoch, logs)
                 if handle.stop_training or interrupt.requested:
@@ -413,10 +411,12 @@ class Trainer:
         self.history = history
         return history
 
-    def _epoch_logs(self, sums: dict, val_sums: dict | None) -> dict[str, float]:
-        logs = self._logs(sums)
+    @staticmethod
+    def _epoch_logs(sums: dict, val_sums: dict | None) -> dict[str, float]:
+        """An epoch's logs from its training and validation sums, already on the host."""
+        logs = _means(sums)
         if val_sums is not None:
-            logs.update({f"val_{k}": v for k, v in self._logs(val_sums).items()})
+            logs.update({f"val_{k}": v for k, v in _means(val_sums).items()})
         return logs
 
     def evaluate(self, x: Any = None, y: Any = None, batch_size: int | None = None, verbose: Any = "auto",
@@ -442,6 +442,12 @@ class Trainer:
         params, state = self.variables
         fn = self._cached(("predict",), lambda: inference_fn(self.model))
         return predict_arrays(fn, params, state, x, batch_size=batch_size or 32, verbose=verbose)
+
+
+def _means(host: dict) -> dict[str, float]:
+    """Exact means from weighted sums on the host, in sorted key order (as Keras logs them)."""
+    count = max(float(host["count"]), 1.0)
+    return {k: float(host[k]) / count for k in sorted(host) if k != "count"}
 
 
 def _declared_input_shape(model: Layer) -> Any:
