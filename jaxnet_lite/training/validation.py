@@ -73,8 +73,8 @@ def _device_has_nan(a: jax.Array) -> jax.Array:
 
 def _check_labels(loss_name: str, out_shape: tuple, y: Any, where: str, index: int | None) -> None:
     name = "y" if index is None else f"y[{index}]"
-    y = y if hasattr(y, "shape") else np.asarray(y)
-    label_shape = tuple(np.shape(y)[1:])
+    y = y if hasattr(y, "shape") else np.asarray(y)  # arrays keep their place; lists become arrays
+    label_shape = tuple(y.shape[1:])
     if loss_name == "sparse_categorical_crossentropy":
         classes = out_shape[-1]
         if label_shape not in (out_shape[:-1], (*out_shape[:-1], 1)):
