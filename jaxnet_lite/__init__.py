@@ -5,9 +5,10 @@
     from jaxnet_lite.layers import Dense, Conv2D, MaxPooling2D, Flatten, Dropout
 """
 
-__version__ = "0.1.0"
+from typing import Any
 
-from jaxnet_lite import (  # noqa: E402
+from jaxnet_lite._version import __version__
+from jaxnet_lite import (
     activations,
     callbacks,
     checkpoint,
@@ -18,13 +19,11 @@ from jaxnet_lite import (  # noqa: E402
     losses,
     metrics,
     optimizers,
-    testing,
     utils,
 )
-from jaxnet_lite.core import Layer, LayerError, Variables  # noqa: E402
-from jaxnet_lite.models import Input, Model, Sequential  # noqa: E402
-from jaxnet_lite.training import TrainState, make_eval_step, make_train_step  # noqa: E402
-from jaxnet_lite.training.trainer import Trainer  # noqa: E402
+from jaxnet_lite.core import Layer, LayerError, Variables
+from jaxnet_lite.models import Input, Model, Sequential
+from jaxnet_lite.training import Trainer, TrainState, make_eval_step, make_train_step
 
 __all__ = [
     "Input",
@@ -35,6 +34,7 @@ __all__ = [
     "TrainState",
     "Trainer",
     "Variables",
+    "__version__",
     "activations",
     "callbacks",
     "checkpoint",
@@ -50,3 +50,12 @@ __all__ = [
     "testing",
     "utils",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """`jaxnet_lite.testing` (the gradient-test kit) is imported on first use, not with the package."""
+    if name == "testing":
+        import importlib
+
+        return importlib.import_module("jaxnet_lite.testing")
+    raise AttributeError(f"module 'jaxnet_lite' has no attribute {name!r}")

@@ -2,6 +2,6 @@
 
 import sys
 
-from jaxnet_lite.cli import main
+from jaxnet_lite.apps.cli import main
 
 sys.exit(main())

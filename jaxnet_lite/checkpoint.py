@@ -26,7 +26,6 @@ import io
 import json
 import os
 import struct
-import tempfile
 import zipfile
 from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Mapping
@@ -38,6 +37,9 @@ import jax.numpy as jnp
 import jax.tree_util as jtu
 import ml_dtypes
 import numpy as np
+
+from jaxnet_lite._version import __version__
+from jaxnet_lite.files import atomic_open
 
 __all__ = ["CheckpointError", "save", "restore", "read_metadata"]
 
@@ -196,47 +198,8 @@ def _write_npz(f: Any, entries: dict[str, np.ndarray]) -> None:
                 _write_array(member, arr)
 
 
-def _new_file_mode(path: Path) -> int:
-    """Keep an overwritten file's mode; otherwise 0o666 minus the umask."""
-    with contextlib.suppress(OSError):
-        return path.stat().st_mode & 0o777
-    umask = 0o022
-    with contextlib.suppress(OSError, ValueError, StopIteration):
-        status = Path("/proc/self/status").read_text().splitlines()
-        umask = int(next(line for line in status if line.startswith("Umask:")).split()[1], 8)
-    return 0o666 & ~umask
-
-
-def _atomic_write(path: Path, write: Callable[[Any], None]) -> None:
-    """Write via a temp file + fsync + ``os.replace`` so ``path`` is never partial."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, _new_file_mode(path))
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    with contextlib.suppress(OSError):  # make the rename durable where supported
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-
-
 def _library_version() -> str:
-    try:
-        import jaxnet_lite
-
-        return str(jaxnet_lite.__version__)
-    except (ImportError, AttributeError):
-        return "unknown"
+    return __version__
 
 
 def save(path: str | os.PathLike, tree: Any, metadata: Mapping[str, Any] | None = None) -> Path:
@@ -273,7 +236,8 @@ def save(path: str | os.PathLike, tree: Any, metadata: Mapping[str, Any] | None 
             f"Cannot save to '{path}': metadata is not JSON-serialisable ({e})."
         ) from e
     arrays[METADATA_KEY] = np.frombuffer(blob, dtype=np.uint8)
-    _atomic_write(path, lambda f: _write_npz(f, arrays))
+    with atomic_open(path) as f:
+        _write_npz(f, arrays)
     return path
 
 

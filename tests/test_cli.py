@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from jaxnet_lite import cli, runs
+from jaxnet_lite.apps import cli, runs
 
 REPO = Path(__file__).resolve().parents[1]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

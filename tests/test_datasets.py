@@ -26,7 +26,7 @@ from jaxnet_lite.datasets import (
     mnist,
 )
 from jaxnet_lite.datasets import tfds as tfds_arrays
-from jaxnet_lite.datasets._atomic import atomic_open
+from jaxnet_lite.files import atomic_open
 
 DATA_DIR = Path(
     os.environ.get("JAXNET_LITE_DATA_DIR") or Path(__file__).resolve().parents[1].parent / "shared" / "data"

@@ -39,7 +39,7 @@ SCRIPT = textwrap.dedent("""
 CNN_SCRIPT = textwrap.dedent("""
     import json
     import jax, numpy as np
-    from jaxnet_lite import runs
+    from jaxnet_lite.apps import runs
     rng = np.random.default_rng(0)
     x = rng.random((2048, 28, 28, 1), dtype=np.float32)
     y = np.eye(10, dtype=np.float32)[rng.integers(0, 10, 2048)]

@@ -15,8 +15,8 @@ from jaxnet_lite.layers import (
     Dense,
     Dropout,
 )
-from jaxnet_lite.runs import iris_mlp as tutorial_mlp_sequential
-from jaxnet_lite.runs import mnist_cnn as tutorial_cnn
+from jaxnet_lite.apps.runs import iris_mlp as tutorial_mlp_sequential
+from jaxnet_lite.apps.runs import mnist_cnn as tutorial_cnn
 from jaxnet_lite.testing import assert_trees_close, check_layer, check_layer_grads
 
 

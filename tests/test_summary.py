@@ -5,8 +5,8 @@ import pytest
 from jaxnet_lite import Input, Model, Sequential
 from jaxnet_lite.layers import Add, BatchNormalization, Dense
 from jaxnet_lite.models.summary import readable_size
-from jaxnet_lite.runs import iris_mlp as mlp
-from jaxnet_lite.runs import mnist_cnn as cnn
+from jaxnet_lite.apps.runs import iris_mlp as mlp
+from jaxnet_lite.apps.runs import mnist_cnn as cnn
 
 MLP_TABLE = """\
 Model: "sequential"

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxnet_lite.datasets._atomic import atomic_open
+from jaxnet_lite.files import atomic_open
 
 CACHE_DIR_ENV = "JAXNET_LITE_CACHE_DIR"
 _FORMAT_VERSION = 1  # bump when the layout of cached arrays changes

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxnet_lite.datasets._atomic import atomic_open
+from jaxnet_lite.files import atomic_open
 from jaxnet_lite.datasets._errors import DatasetError, DatasetNotFoundError
 
 __all__ = ["IMAGES_MAGIC", "LABELS_MAGIC", "find_idx_file", "load_idx_pair", "read_idx", "write_idx"]

@@ -6,7 +6,8 @@ the rng is split deterministically (one key per child, in order) and state is th
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import copy
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from jaxnet_lite.core import Layer, LayerError, claim_names, shape_str, split_rng
@@ -26,6 +27,14 @@ class Container(Layer):
 
     def children(self) -> list[tuple[str, Layer]]:
         return list(zip(self.layer_names, self.layers))
+
+    def replacing(self, replacements: Mapping[int, Layer]) -> Container:
+        """A shallow copy whose children at the given positions are swapped for layers that keep their
+        names and params layout (how `split_final_activation` builds the bare copy)."""
+        new = copy.copy(self)
+        new.layers = [replacements.get(i, layer) for i, layer in enumerate(self.layers)]
+        new.layer_names = list(self.layer_names)
+        return new
 
 
 class Serial(Container):
@@ -69,6 +78,14 @@ class Serial(Container):
     def compute_output_shape(self, input_shape):
         return self.layer_shapes(input_shape)[-1][1]
 
+    def split_final_activation(self) -> tuple[Layer, str] | None:
+        """The output is the last layer's: split that one."""
+        found = self.layers[-1].split_final_activation() if self.layers else None
+        if found is None:
+            return None
+        bare, activation = found
+        return self.replacing({len(self.layers) - 1: bare}), activation
+
 
 class Parallel(Container):
     """Applies layer `i` to input `i` of a list; returns the list of outputs."""
@@ -96,6 +113,14 @@ class Parallel(Container):
 
     def compute_output_shape(self, input_shape):
         return [layer.output_shape(s) for layer, s in zip(self.layers, input_shape)]
+
+    def split_final_activation(self) -> tuple[Layer, str] | None:
+        """Every output ends in the same activation: split each branch (else None)."""
+        found = [layer.split_final_activation() for layer in self.layers]
+        names = {f[1] for f in found if f is not None}
+        if not found or None in found or len(names) != 1:
+            return None
+        return self.replacing({i: bare for i, (bare, _) in enumerate(found)}), names.pop()
 
 
 class FanOut(Layer):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -22,6 +23,14 @@ class ActivationMixin:
         except ValueError as e:
             raise LayerError(f"{type(self).__name__}: activation: {e}") from None
         self.activation_name = activations.name_of(self.activation)
+
+    def split_final_activation(self) -> tuple[Layer, str] | None:
+        """This layer without its activation (same params), and the activation's name."""
+        if self.activation is activations.linear:
+            return None
+        bare = copy.copy(self)
+        bare.activation, bare.activation_name = activations.linear, "linear"
+        return bare, self.activation_name
 
 
 def check_positive_int(owner: str, what: str, value: Any) -> int:

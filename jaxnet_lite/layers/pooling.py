@@ -46,6 +46,7 @@ def _window_max_jvp(axes, primals, tangents):
 
 class _Pooling(Layer):
     rank: int = 2
+    slow_in_cpu_loops = True  # measured with the convolutions: one step per dispatch on CPU
     reducer: str = "max"
 
     def __init__(self, pool_size: Any = 2, strides: Any = None, padding: str = "valid",
@@ -146,6 +147,7 @@ class AveragePooling3D(_Pooling):
 
 
 class _GlobalPooling(Layer):
+    slow_in_cpu_loops = True
     rank: int = 2
     reducer: str = "mean"
 

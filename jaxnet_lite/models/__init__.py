@@ -1,6 +1,7 @@
-"""Models: `Sequential`, the functional `Input`/`Model`, and `summary()`; every model is a `Layer`."""
+"""The Keras face: `Sequential`, the functional `Model`, `summary()`, `compile`/`fit`/... and weights I/O."""
 
-from jaxnet_lite.models.functional import Input, InputLayer, Model, SymbolicTensor
+from jaxnet_lite.graph import Input, InputLayer, SymbolicTensor
+from jaxnet_lite.models.model import Model
 from jaxnet_lite.models.sequential import Sequential
 
 __all__ = ["Input", "InputLayer", "Model", "Sequential", "SymbolicTensor"]

@@ -7,7 +7,7 @@ from typing import Any
 
 from jaxnet_lite.core import Layer, LayerError, claim_names
 from jaxnet_lite.layers.combinators import Serial
-from jaxnet_lite.models.functional import InputLayer, SymbolicTensor
+from jaxnet_lite.graph import InputLayer, SymbolicTensor
 from jaxnet_lite.models.surface import KerasSurface
 
 

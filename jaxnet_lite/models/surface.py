@@ -10,7 +10,11 @@ from typing import Any
 
 import jax
 
-from jaxnet_lite.models.weights import WeightsIO
+from jaxnet_lite.core import Variables
+from jaxnet_lite.models.summary import param_counts, summary_text
+from jaxnet_lite.training import Trainer
+from jaxnet_lite.training.predict import inference_fn, predict_arrays
+from jaxnet_lite.training.weights import WeightsIO
 
 
 class KerasSurface(WeightsIO):
@@ -30,8 +34,6 @@ class KerasSurface(WeightsIO):
     def compile(self, optimizer: Any = "rmsprop", loss: Any = None, metrics: Any = None, *,
                 seed: int | None = None, steps_per_execution: int | str = "auto", **kwargs: Any) -> None:
         """Attach a `Trainer` (Keras' default optimizer is rmsprop; the tutorial passes "adam")."""
-        from jaxnet_lite.training.trainer import Trainer
-
         unknown = set(kwargs) - {"loss_weights", "weighted_metrics", "run_eagerly", "jit_compile"}
         if unknown:
             raise TypeError(f"compile() got unexpected arguments {sorted(unknown)}")
@@ -62,8 +64,6 @@ class KerasSurface(WeightsIO):
         """Predictions as NumPy; works before `compile` too (with freshly initialised weights, as in Keras)."""
         if self._trainer is not None:
             return self._trainer.predict(x, batch_size=batch_size, verbose=verbose, **kwargs)
-        from jaxnet_lite.training.predict import inference_fn, predict_arrays
-
         if self._predict_fn is None:
             self._predict_fn = inference_fn(self)
         params, state = self.variables
@@ -81,8 +81,6 @@ class KerasSurface(WeightsIO):
 
     @variables.setter
     def variables(self, value: Any) -> None:
-        from jaxnet_lite.core import Variables
-
         value = Variables(*value)
         if self._trainer is not None:
             self._trainer.variables = value
@@ -90,8 +88,6 @@ class KerasSurface(WeightsIO):
             self._variables = value
 
     def count_params(self) -> int:
-        from jaxnet_lite.models.summary import param_counts
-
         return sum(param_counts(self))
 
     # -- summary ----------------------------------------------------------------------------------
@@ -102,8 +98,6 @@ class KerasSurface(WeightsIO):
 
         Returns `None` like Keras (so notebooks do not echo it twice), or the text with `return_text=True`.
         """
-        from jaxnet_lite.models.summary import summary_text
-
         text = summary_text(self, show_flops=show_flops, line_length=line_length)
         if print_fn is None and not return_text:
             print(text)

@@ -9,7 +9,6 @@ loss and of every metric plus the example count, so epoch means are exact whatev
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -23,47 +22,9 @@ from jaxnet_lite import losses as losses_lib
 from jaxnet_lite import metrics as metrics_lib
 from jaxnet_lite import optimizers as optimizers_lib
 from jaxnet_lite.core import Layer
-from jaxnet_lite.host_allocator import tune_for_backend
 from jaxnet_lite.training.state import TrainState
 
 Batch = tuple  # (x, y) or (x, y, sample_weight)
-
-
-# -- computing the loss from logits ----------------------------------------------------------------
-def strip_final_activation(model: Layer, wanted: str) -> Layer | None:
-    """A copy of `model` whose last layer skips its `wanted` activation (softmax/sigmoid), else None.
-
-    The copy shares params layout and names with the original, so the same params apply to both.
-    """
-    from jaxnet_lite.layers.combinators import Serial
-    from jaxnet_lite.models.functional import Model, Node
-
-    if getattr(model, "activation_name", None) == wanted:
-        bare = copy.copy(model)
-        bare.activation, bare.activation_name = activations.linear, "linear"
-        return bare
-    if isinstance(model, Serial) and model.layers:
-        last = strip_final_activation(model.layers[-1], wanted)
-        if last is None:
-            return None
-        bare = copy.copy(model)
-        bare.layers = [*model.layers[:-1], last]
-        bare.layer_names = list(model.layer_names)
-        return bare
-    if isinstance(model, Model) and len(model.outputs) == 1:
-        node = model.outputs[0].node
-        if len(node.outputs) != 1 or sum(n.layer is node.layer for n in model.nodes) != 1:
-            return None
-        last = strip_final_activation(node.layer, wanted)
-        if last is None:
-            return None
-        bare = copy.copy(model)
-        new_node = Node(last, node.inputs, node.outputs)
-        bare.nodes = [new_node if n is node else n for n in model.nodes]
-        bare.layers = [last if layer is node.layer else layer for layer in model.layers]
-        bare.layer_names = list(model.layer_names)
-        return bare
-    return None
 
 
 @dataclass(frozen=True)
@@ -81,12 +42,13 @@ class Objective:
 
     @classmethod
     def create(cls, model: Layer, loss: Any) -> Objective:
+        """Take the from-logits path when the model says its output is `loss.logits_activation(bare(x))`."""
         loss = losses_lib.get(loss)
         wanted = loss.logits_activation
         if wanted is not None and not loss.from_logits:
-            bare = strip_final_activation(model, wanted)
-            if bare is not None:
-                return cls(bare.apply, loss.on_logits(), activations.get(wanted), True)
+            found = model.split_final_activation()
+            if found is not None and found[1] == wanted:
+                return cls(found[0].apply, loss.on_logits(), activations.get(wanted), True)
         return cls(model.apply, loss, activations.linear, False)
 
 
@@ -178,9 +140,9 @@ def make_train_step(model: Layer, loss: Any, optimizer: Any, metrics: Sequence[A
     """`step(train_state, (x, y[, sample_weight])) -> (train_state, logs)`: forward, grad, Optax update.
 
     `logs` holds the batch means of the loss and metrics as device scalars (no host sync). With
-    `donate=True` the old train state's buffers are reused: do not touch it after the call.
+    `donate=True` the old train state's buffers are reused: do not touch it after the call. A pure
+    factory: it changes nothing in the process (see `host_allocator` for the CPU allocator setting).
     """
-    tune_for_backend(jax.default_backend())
     objective = Objective.create(model, loss)
     metric_set = MetricSet(list(metrics), objective.loss.name)
     optimizer = optimizers_lib.get(optimizer)

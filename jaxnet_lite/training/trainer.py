@@ -22,40 +22,34 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from jaxnet_lite import losses as losses_lib
 from jaxnet_lite import optimizers as optimizers_lib
-from jaxnet_lite.core import Layer, Variables, trainable_mask
-from jaxnet_lite.host_allocator import tune_for_backend
+from jaxnet_lite import checkpoint
+from jaxnet_lite.core import Layer, Variables, iter_layers
 from jaxnet_lite.data.arrays import train_val_split
-from jaxnet_lite.models.weights import WeightsIO
+from jaxnet_lite.host_allocator import tune_for_backend
 from jaxnet_lite.training import loop
 from jaxnet_lite.training.callbacks import Callback, CallbackList, History
 from jaxnet_lite.training.predict import inference_fn, num_examples, predict_arrays
 from jaxnet_lite.training.progress import Progbar, resolve_verbose
 from jaxnet_lite.training.state import TrainState
 from jaxnet_lite.training.step import MetricSet, Objective
+from jaxnet_lite.training.trainable import trainable_mask
 from jaxnet_lite.training.validation import example_shapes, validate_arrays
+from jaxnet_lite.training.weights import WeightsIO
 
-_CONV_LAYER_NAMES = ("Conv", "Pooling")
 _SMALL_ARRAY_BYTES = 1 << 20  # below this, `jnp.asarray` moves an array to the device faster than `device_put`
-
-
-def _layers_in(model: Layer) -> Iterable[Layer]:
-    yield model
-    for child in getattr(model, "layers", []) or []:
-        if child is not model:
-            yield from _layers_in(child)
 
 
 def choose_steps_per_execution(model: Layer, steps: int, backend: str | None = None) -> int:
     """How many steps to run per dispatch ("auto").
 
-    Measured on a 2-core CPU (DESIGN.md): a `lax` loop over steps made the tutorial MLP 2.3x faster per
-    step, but made conv models 7x slower, because XLA:CPU compiles convolution gradients inside loop bodies
-    poorly. So on CPU, models with convolutions or poolings run one step per dispatch and others run up
-    to 64 steps per dispatch; on accelerators loops behave, so up to 64 steps run per dispatch always.
+    Measured on a 2-core CPU (docs/design.md): a `lax` loop over steps made the tutorial MLP 2.3x faster
+    per step, but made conv models 7x slower, because XLA:CPU compiles convolution gradients inside loop
+    bodies poorly. So on CPU, a model with any layer that says `slow_in_cpu_loops` runs one step per
+    dispatch and others run up to 64 steps per dispatch; on accelerators loops behave, so up to 64 steps
+    run per dispatch always.
     """
     backend = backend or jax.default_backend()
-    has_conv = any(any(tag in type(layer).__name__ for tag in _CONV_LAYER_NAMES) for layer in _layers_in(model))
-    if backend == "cpu" and has_conv:
+    if backend == "cpu" and any(layer.slow_in_cpu_loops for layer in iter_layers(model)):
         return 1
     return max(1, min(steps, 64))
 
@@ -110,7 +104,6 @@ class Trainer:
     def __init__(self, model: Layer, loss: Any, optimizer: Any = "adam", metrics: Sequence[Any] = (),
                  seed: int = 0, steps_per_execution: int | str = "auto", mesh: Mesh | None = None,
                  variables: Any = None) -> None:
-        tune_for_backend(jax.default_backend())
         self.model = model
         self.loss = losses_lib.get(loss)
         self.optimizer = optimizers_lib.get(optimizer)
@@ -181,14 +174,10 @@ class Trainer:
 
     def save_checkpoint(self, path: Any, epoch: int | None = None) -> None:
         """The full `TrainState` (for exact resume with `fit(..., initial_epoch=epoch)`)."""
-        from jaxnet_lite import checkpoint
-
         checkpoint.save(path, self.train_state, metadata={"epoch": epoch, "kind": "train_state"})
 
     def restore_checkpoint(self, path: Any) -> int | None:
         """Load a full `TrainState` saved by `save_checkpoint`; returns the epoch it was saved at."""
-        from jaxnet_lite import checkpoint
-
         self.train_state = self._place(checkpoint.restore(path, target=self.train_state))
         return checkpoint.read_metadata(path).get("epoch")
 
@@ -347,7 +336,11 @@ class Trainer:
             validation_data: Any = None, shuffle: bool = True, initial_epoch: int = 0,
             steps_per_epoch: int | None = None, validation_batch_size: int | None = None,
             validation_freq: int = 1) -> History:
-        """Train for `epochs` epochs; returns a `History` (`history.history["val_loss"]`, `history.epoch`)."""
+        """Train for `epochs` epochs; returns a `History` (`history.history["val_loss"]`, `history.epoch`).
+
+        On CPU it keeps freed host memory for reuse (`host_allocator`; off with JAXNET_LITE_TUNE_MALLOC=0).
+        """
+        tune_for_backend(jax.default_backend())
         if x is not None and y is None and not isinstance(x, (np.ndarray, jax.Array, dict)):
             from jaxnet_lite.training.streaming import fit_stream
 

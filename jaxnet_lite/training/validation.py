@@ -17,7 +17,7 @@ def example_shapes(x: Any, model: Any = None) -> Any:
     A dict is ordered like the model's `Input`s (by name) when the model has them.
     """
     if isinstance(x, dict):
-        names = [t.node.layer.name for t in getattr(model, "inputs", [])]
+        names = (model.input_names() if model is not None else None) or []
         keys = names if names and set(names) == set(x) else list(x)
         return [tuple(np.shape(x[k])[1:]) for k in keys]
     if isinstance(x, (list, tuple)):

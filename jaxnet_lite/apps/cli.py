@@ -63,7 +63,7 @@ def _verbose(text: str) -> int | str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from jaxnet_lite import runs
+    from jaxnet_lite.apps import runs
 
     if args.command == "demo":
         runs.demo(out=args.out, seed=args.seed, max_epochs=args.epochs, verbose=_verbose(args.verbose))

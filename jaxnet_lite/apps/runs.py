@@ -17,7 +17,7 @@ from jaxnet_lite import Sequential
 from jaxnet_lite.callbacks import EarlyStopping
 from jaxnet_lite.datasets import digits, iris, mnist
 from jaxnet_lite.layers import Conv2D, Dense, Dropout, Flatten, MaxPooling2D
-from jaxnet_lite.plotting import PlottingUnavailable, plot_histories
+from jaxnet_lite.apps.plotting import PlottingUnavailable, plot_histories
 from jaxnet_lite.utils import to_categorical
 
 

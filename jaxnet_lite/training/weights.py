@@ -1,6 +1,7 @@
 """Keras' weight I/O (`get_weights`, `set_weights`, `save_weights`, `load_weights`) over `self.variables`.
 
-Shared by the Keras models and by the handle callbacks get when a `Trainer` wraps a plain layer.
+What callbacks may ask of `self.model`; the Keras models mix it in, and a `Trainer` that wraps a plain
+layer hands callbacks a handle built on it.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from jaxnet_lite import checkpoint
 
 
 class WeightsIO:
@@ -34,15 +37,11 @@ class WeightsIO:
 
     def save_weights(self, filepath: Any) -> None:
         """Write params and state to `filepath` (an `.npz` checkpoint, atomically, no pickle)."""
-        from jaxnet_lite import checkpoint
-
         params, state = self.variables
         checkpoint.save(filepath, {"params": params, "state": state}, metadata={"model": self.name})
 
     def load_weights(self, filepath: Any) -> None:
         """Restore weights saved by `save_weights`; names and shapes must match this model."""
-        from jaxnet_lite import checkpoint
-
         params, state = self.variables
         restored = checkpoint.restore(filepath, target={"params": params, "state": state})
         self.variables = (restored["params"], restored["state"])

@@ -1,24 +1,38 @@
-"""The layer protocol: `Variables`, the `Layer` base class, shapes, names and rng splitting.
+"""The layer protocol: `Variables` and the `Layer` base class.
 
 Every layer, combinator and model is a `Layer`: its constructor holds configuration only, and its two
 methods are pure functions of their arguments::
 
     params, state = layer.init(rng, input_shape)          # input_shape has no batch axis
     y, state = layer.apply(params, state, x, rng=None, training=False)
+
+What training needs to know about a model it asks through methods here (`children`,
+`split_final_activation`, `slow_in_cpu_loops`), never by testing classes.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
-Shape = tuple[int, ...]
+from jaxnet_lite.core.naming import snake_case, unique_name
+from jaxnet_lite.core.shapes import SPATIAL_AXES, LayerError, normalize_shape, shape_str
+
 PyTree = Any
 Array = jax.Array
+
+# Calling a layer on symbolic tensors builds a graph node. The graph sits above the protocol, so it
+# registers the function that does this here (`register_symbolic_call`) instead of being imported.
+_symbolic_call: Callable[..., Any] | None = None
+
+
+def register_symbolic_call(fn: Callable[..., Any]) -> None:
+    """Install what `layer(symbolic_inputs)` does; the functional graph registers it on import."""
+    global _symbolic_call
+    _symbolic_call = fn
 
 
 class Variables(NamedTuple):
@@ -26,82 +40,6 @@ class Variables(NamedTuple):
 
     params: PyTree
     state: PyTree
-
-
-class LayerError(ValueError):
-    """A layer was configured or called wrongly; the message names the layer, argument and shapes."""
-
-
-def snake_case(name: str) -> str:
-    """`Conv2DTranspose` -> `conv2d_transpose`, `BatchNormalization` -> `batch_normalization` (Keras' rule)."""
-    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
-    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
-
-
-def normalize_shape(shape: Any, *, what: str = "input_shape") -> Shape | list[Shape]:
-    """Turn an int, tuple or list of ints (or a list of such, for multi-input layers) into tuples."""
-    if isinstance(shape, int):
-        return (shape,)
-    if isinstance(shape, (list, tuple)) and shape and all(isinstance(s, (list, tuple)) for s in shape):
-        return [normalize_shape(s, what=what) for s in shape]
-    if isinstance(shape, (list, tuple)) and all(isinstance(d, (int,)) or hasattr(d, "__index__") for d in shape):
-        dims = tuple(int(d) for d in shape)
-        if any(d < 1 for d in dims):
-            raise LayerError(f"{what} must have positive dimensions, got {dims}")
-        return dims
-    raise LayerError(f"{what} must be a tuple of ints (without the batch axis), got {shape!r}")
-
-
-def split_rng(rng: Array | None, n: int) -> list[Array | None]:
-    """Split a key into `n` children deterministically; `None` stays `None` for every child."""
-    if rng is None:
-        return [None] * n
-    if n == 0:
-        return []
-    return list(jax.random.split(rng, n))
-
-
-def unique_name(base: str, taken: set[str]) -> str:
-    """Keras-style de-duplication: `dense`, `dense_1`, `dense_2`, ..."""
-    if base not in taken:
-        return base
-    i = 1
-    while f"{base}_{i}" in taken:
-        i += 1
-    return f"{base}_{i}"
-
-
-def claim_names(layers: Sequence[Layer]) -> list[str]:
-    """Give each distinct child a name unique within its container and fix it on the layer.
-
-    An unnamed layer takes the first free `snake_case(ClassName)[_k]`; a named one keeps its name, and two
-    different layers with the same explicit name are an error. The same layer object listed twice (a shared
-    layer) keeps one name.
-    """
-    names: list[str] = []
-    taken: dict[str, Layer] = {}
-    for layer in layers:
-        if not isinstance(layer, Layer):
-            raise LayerError(f"expected a jaxnet_lite Layer, got {type(layer).__name__}: {layer!r}")
-        if layer._name is None:
-            layer._name = unique_name(layer.default_name(), set(taken))
-        owner = taken.get(layer.name)
-        if owner is not None and owner is not layer:
-            raise LayerError(
-                f"two different layers are named {layer.name!r} ({type(owner).__name__} and "
-                f"{type(layer).__name__}); layer names must be unique within a model"
-            )
-        taken[layer.name] = layer
-        names.append(layer.name)
-    return names
-
-
-#: How errors spell the axes of channels-last inputs of each spatial rank (without the batch axis).
-SPATIAL_AXES = {1: "(W, C)", 2: "(H, W, C)", 3: "(D, H, W, C)"}
-
-
-def shape_str(shape: Any) -> str:
-    return str(tuple(shape)) if not isinstance(shape, list) else "[" + ", ".join(map(shape_str, shape)) + "]"
 
 
 class Layer:
@@ -114,6 +52,9 @@ class Layer:
 
     #: True for layers that draw random numbers when `training=True` (Dropout).
     stochastic: bool = False
+    #: Cost hint: True for layers whose gradients XLA:CPU compiles poorly inside loop bodies (convolutions,
+    #: poolings); on CPU the trainer then runs one step per dispatch instead of a loop of steps.
+    slow_in_cpu_loops: bool = False
 
     def __init__(
         self,
@@ -209,12 +150,29 @@ class Layer:
         out = jax.eval_shape(run, jax.random.key(0))
         return jax.tree.map(lambda s: tuple(s.shape[1:]), out)
 
+    # -- what training asks a layer (containers override) -----------------------------------------
+    def children(self) -> list[tuple[str, Layer]]:
+        """`(name, layer)` of each direct sublayer, keyed as in `params`; none for a leaf layer."""
+        return []
+
+    def split_final_activation(self) -> tuple[Layer, str] | None:
+        """`(bare, activation)` when this layer's output is `activation(bare(x))` with the same params.
+
+        Losses that take logits use it: the trainer differentiates `bare` and applies `activation`
+        ("softmax", "sigmoid") only for the metrics. None when the output does not end in a named activation.
+        """
+        return None
+
+    def input_names(self) -> list[str] | None:
+        """Names of the inputs, in order, for layers that take a dict of named inputs; else None."""
+        return None
+
     # -- the functional API ---------------------------------------------------------------------
     def __call__(self, inputs: Any, *args: Any, **kwargs: Any) -> Any:
         """Call on symbolic tensors (from `Input`) to build a functional `Model` graph."""
-        from jaxnet_lite.models.functional import call_layer
-
-        return call_layer(self, inputs, *args, **kwargs)
+        if _symbolic_call is None:
+            raise self.error("was called, but the functional graph is not loaded (import jaxnet_lite first)")
+        return _symbolic_call(self, inputs, *args, **kwargs)
 
     def get_config(self) -> dict[str, Any]:
         return {"name": self.name}
@@ -229,24 +187,40 @@ def _abstract_batch(shape: Any, dtype: Any) -> Any:
     return jnp.zeros((1, *shape), dtype)
 
 
-def trainable_mask(layer: Layer, params: PyTree) -> PyTree:
-    """A tree of bools like `params`: False under every layer with `trainable = False` (recursively)."""
-    if not getattr(layer, "trainable", True):
-        return jax.tree.map(lambda _: False, params)
-    children = dict(zip(getattr(layer, "layer_names", []), getattr(layer, "layers", [])))
-    if children and isinstance(params, dict):
-        return {k: trainable_mask(children[k], v) if k in children else jax.tree.map(lambda _: True, v)
-                for k, v in params.items()}
-    return jax.tree.map(lambda _: True, params)
+def _abstract_batch(shape: Any, dtype: Any) -> Any:
+    if isinstance(shape, list):
+        return [jnp.zeros((1, *s), dtype) for s in shape]
+    return jnp.zeros((1, *shape), dtype)
 
 
-def as_tuple(value: Any, n: int, what: str, owner: str) -> tuple[int, ...]:
-    """Keras' int-or-tuple arguments (`kernel_size=3` -> `(3, 3)`), validated as positive ints."""
-    if isinstance(value, int) or hasattr(value, "__index__") and not isinstance(value, (tuple, list)):
-        value = (int(value),) * n
-    if not isinstance(value, (tuple, list)):
-        raise LayerError(f"{owner}: {what} must be a positive int or a tuple of {n} positive ints, got {value!r}")
-    value = tuple(value)
-    if len(value) != n or not all(isinstance(v, int) and v > 0 for v in value):
-        raise LayerError(f"{owner}: {what} must be a positive int or a tuple of {n} positive ints, got {value!r}")
-    return value
+def iter_layers(layer: Layer) -> Iterator[Layer]:
+    """`layer` and every sublayer below it, depth first, through `children()`."""
+    yield layer
+    for _, child in layer.children():
+        if child is not layer:
+            yield from iter_layers(child)
+
+
+def claim_names(layers: Sequence[Layer]) -> list[str]:
+    """Give each distinct child a name unique within its container and fix it on the layer.
+
+    An unnamed layer takes the first free `snake_case(ClassName)[_k]`; a named one keeps its name, and two
+    different layers with the same explicit name are an error. The same layer object listed twice (a shared
+    layer) keeps one name.
+    """
+    names: list[str] = []
+    taken: dict[str, Layer] = {}
+    for layer in layers:
+        if not isinstance(layer, Layer):
+            raise LayerError(f"expected a jaxnet_lite Layer, got {type(layer).__name__}: {layer!r}")
+        if layer._name is None:
+            layer._name = unique_name(layer.default_name(), set(taken))
+        owner = taken.get(layer.name)
+        if owner is not None and owner is not layer:
+            raise LayerError(
+                f"two different layers are named {layer.name!r} ({type(owner).__name__} and "
+                f"{type(layer).__name__}); layer names must be unique within a model"
+            )
+        taken[layer.name] = layer
+        names.append(layer.name)
+    return names

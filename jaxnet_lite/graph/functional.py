@@ -1,103 +1,12 @@
-"""The functional API: `Input` makes symbolic tensors, calling layers records nodes, `Model` compiles the DAG.
-
-    inputs = Input((4,)); x = Dense(32, activation="relu")(inputs); outputs = Dense(3)(x)
-    model = Model(inputs=inputs, outputs=outputs)      # a Layer: model.init(rng), model.apply(...)
-"""
+"""`Functional`: a DAG of symbolic nodes, from `Input`s to outputs, compiled into one `Layer`."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+import copy
 from typing import Any
 
-import jax.numpy as jnp
-
 from jaxnet_lite.core import Layer, LayerError, claim_names, normalize_shape, shape_str, split_rng
-from jaxnet_lite.models.surface import KerasSurface
-
-
-class SymbolicTensor:
-    """A placeholder for a batch flowing through the graph; `.shape` has `None` for the batch axis like Keras."""
-
-    def __init__(self, shape: tuple[int, ...], dtype: Any, node: Node, index: int = 0) -> None:
-        self.item_shape = tuple(shape)
-        self.dtype = jnp.dtype(dtype)
-        self.node = node
-        self.index = index
-
-    @property
-    def shape(self) -> tuple[int | None, ...]:
-        return (None, *self.item_shape)
-
-    @property
-    def name(self) -> str:
-        return self.node.layer.name
-
-    def __repr__(self) -> str:
-        return f"<SymbolicTensor shape={self.shape} dtype={self.dtype.name} from {self.node.layer.describe()}>"
-
-
-@dataclass(eq=False)
-class Node:
-    """One call of a layer: its input tensors (one or a list) and its output tensors."""
-
-    layer: Layer
-    inputs: Any  # SymbolicTensor | list[SymbolicTensor] | None (for Input)
-    outputs: list[SymbolicTensor] = field(default_factory=list)
-
-    def input_list(self) -> list[SymbolicTensor]:
-        if self.inputs is None:
-            return []
-        return list(self.inputs) if isinstance(self.inputs, (list, tuple)) else [self.inputs]
-
-
-class InputLayer(Layer):
-    """The layer behind `Input(shape)`: it holds the shape and dtype of one model input."""
-
-    def __init__(self, shape: Sequence[int], dtype: Any = "float32", name: str | None = None) -> None:
-        super().__init__(name=name, dtype=dtype)
-        self.shape = normalize_shape(shape, what="Input shape")
-
-    def call(self, params, state, x, *, rng=None, training=False):
-        return x, state
-
-    def compute_output_shape(self, input_shape):
-        return self.shape
-
-
-def Input(shape: Sequence[int] | int, dtype: Any = "float32", name: str | None = None,
-          batch_size: int | None = None) -> SymbolicTensor:
-    """A symbolic model input of `shape` (no batch axis), as `keras.Input`."""
-    if isinstance(shape, int):
-        shape = (shape,)
-    if shape is None or any(d is None for d in shape):
-        raise LayerError(f"Input: shape must be fully known (no None except the batch axis), got {shape!r}")
-    layer = InputLayer(shape, dtype, name)
-    node = Node(layer, None)
-    node.outputs = [SymbolicTensor(layer.shape, dtype, node)]
-    return node.outputs[0]
-
-
-def call_layer(layer: Layer, inputs: Any, *args: Any, **kwargs: Any) -> Any:
-    """`layer(symbolic_inputs)`: check shapes now (errors name the layer), record a node, return its outputs."""
-    if args or set(kwargs) - {"training"}:
-        raise LayerError(f"{layer.describe()} was called with extra arguments {args or kwargs}; pass only inputs")
-    flat = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
-    if not flat or not all(isinstance(t, SymbolicTensor) for t in flat):
-        raise LayerError(
-            f"{layer.describe()} was called on {type(inputs).__name__}: calling a layer builds a functional "
-            "graph from Input(...) tensors. To compute on arrays, use "
-            "`variables = layer.init(rng, input_shape)` and `layer.apply(params, state, x)`"
-        )
-    in_shape = [t.item_shape for t in flat] if isinstance(inputs, (list, tuple)) else flat[0].item_shape
-    out_shape = layer.output_shape(in_shape)
-    node = Node(layer, list(inputs) if isinstance(inputs, (list, tuple)) else inputs)
-    dtype = jnp.result_type(*[t.dtype for t in flat]) if not isinstance(layer, InputLayer) else flat[0].dtype
-    if isinstance(out_shape, list):
-        node.outputs = [SymbolicTensor(s, dtype, node, i) for i, s in enumerate(out_shape)]
-        return list(node.outputs)
-    node.outputs = [SymbolicTensor(out_shape, dtype, node)]
-    return node.outputs[0]
+from jaxnet_lite.graph.symbolic import InputLayer, Node, SymbolicTensor
 
 
 def _as_list(value: Any, what: str) -> tuple[list[SymbolicTensor], bool]:
@@ -108,8 +17,9 @@ def _as_list(value: Any, what: str) -> tuple[list[SymbolicTensor], bool]:
     return items, single
 
 
-class Model(KerasSurface, Layer):
-    """A functional model: the DAG from `inputs` to `outputs`, compiled into the pure `init`/`apply` pair.
+class Functional(Layer):
+    """The DAG from `inputs` to `outputs`, compiled into the pure `init`/`apply` pair (Keras' `Model` adds
+    its training surface on top).
 
     Several inputs or outputs are passed and returned as lists, in the order given here. A layer called
     more than once shares its params; a model can be called on tensors inside another model.
@@ -141,6 +51,34 @@ class Model(KerasSurface, Layer):
     @property
     def stochastic(self) -> bool:  # type: ignore[override]
         return any(layer.stochastic for layer in self.layers)
+
+    def children(self) -> list[tuple[str, Layer]]:
+        return list(zip(self.layer_names, self.layers))
+
+    def input_names(self) -> list[str]:
+        return [t.node.layer.name for t in self.inputs]
+
+    def split_final_activation(self) -> tuple[Layer, str] | None:
+        """Every output comes from a layer called once that ends in the same activation: split those."""
+        swaps: dict[int, Layer] = {}
+        names = set()
+        for t in self.outputs:
+            node = t.node
+            if len(node.outputs) != 1 or sum(n.layer is node.layer for n in self.nodes) != 1:
+                return None
+            found = node.layer.split_final_activation()
+            if found is None:
+                return None
+            swaps[id(node.layer)], activation = found
+            names.add(activation)
+        if len(names) != 1:
+            return None
+        bare = copy.copy(self)
+        bare.nodes = [Node(swaps[id(n.layer)], n.inputs, n.outputs) if id(n.layer) in swaps else n
+                      for n in self.nodes]
+        bare.layers = [swaps.get(id(layer), layer) for layer in self.layers]
+        bare.layer_names = list(self.layer_names)
+        return bare, names.pop()
 
     # -- graph compilation ----------------------------------------------------------------------
     def _topological_nodes(self) -> list[Node]:
@@ -247,20 +185,3 @@ class Model(KerasSurface, Layer):
     def compute_output_shape(self, input_shape):
         shapes = [t.item_shape for t in self.outputs]
         return shapes[0] if self._single_output else shapes
-
-    # -- introspection for summary() ------------------------------------------------------------
-    def summary_rows(self) -> list[tuple[str, Layer, Any, Any, list[str]]]:
-        """`(name, layer, input_shape, output_shape, connected_to)` per layer, at its first call."""
-        rows, seen = [], set()
-        for node in self.nodes:
-            if id(node.layer) in seen:
-                continue
-            seen.add(id(node.layer))
-            shapes = [t.item_shape for t in node.outputs]
-            in_shape = None if isinstance(node.layer, InputLayer) else self._node_input_shape(node)
-            connected = [f"{t.node.layer.name}[0][{t.index}]" for t in node.input_list()]
-            rows.append((node.layer.name, node.layer, in_shape, shapes[0] if len(shapes) == 1 else shapes, connected))
-        return rows
-
-    def is_sequential_like(self) -> bool:
-        return all(len(n.input_list()) <= 1 and len(n.outputs) == 1 for n in self.nodes) and len(self.outputs) == 1
