@@ -41,8 +41,8 @@ ALL = {c.name: c for c in [
               "jaxnet_lite model.fit on arrays already on the device"),
     Contender("jnl_step", "benchmarks.jnl_contenders", "JnlStep", "jaxnet_lite make_train_step, plain loop"),
     Contender("ref_jit", "benchmarks.reference_jax", "ReferenceJit", "hand-written JAX+Optax, jit per step"),
-    # DESIGN.md: on XLA:CPU a conv gradient inside a loop body runs ~14x slower, so an epoch of the CNN in
-    # lax.scan takes minutes; it stays available with --contenders ref_scan and runs by default elsewhere.
+    # On XLA:CPU conv gradients inside a loop body run slowly (0.12-0.13x ref_jit, benchmarks/RESULTS.md), so an
+    # epoch of the CNN in lax.scan takes minutes; it stays available with --contenders ref_scan and runs elsewhere.
     Contender("ref_scan", "benchmarks.reference_jax", "ReferenceScan", "hand-written JAX+Optax, lax.scan per epoch",
               cpu_skip=("cnn",)),
     Contender("keras_jax", "benchmarks.keras_contender", "KerasJax", "Keras 3, JAX backend, model.fit",

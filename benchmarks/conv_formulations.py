@@ -22,7 +22,7 @@ import jax.numpy as jnp
 
 import jaxnet_lite as jnl
 from jaxnet_lite.host_allocator import tune_host_allocator
-from jaxnet_lite import runs
+from jaxnet_lite.apps import runs
 from jaxnet_lite.layers import Conv2D
 from jaxnet_lite.layers.im2col import conv_im2col, conv_xla
 

@@ -1,20 +1,19 @@
 #!/usr/bin/env bash
-# One prepared accelerator check for issue 7: what a session lent the GPU machine sends as one command.
+# The accelerator check as one command: the GPU-relevant tests and the benchmark, on JAX's default device.
 #
-# Here, once per session (the machine sees only the repo, not ../shared; .devdata/ is git-ignored):
-#   mkdir -p .devdata/mnist && cp ../shared/data/mnist/*.gz .devdata/mnist/
-# Then, with the device tool:
-#   run(command="bash benchmarks/device_run.sh", carry=[".devdata"], timeout_s=560)
-# It needs nothing installed: the machine's image has JAX (CUDA), Optax, Flax, PyTorch, pytest and
-# Hypothesis; the package runs from the source tree. Results land in $OUT (./device-out without one):
+# It needs the repository, JAX with its accelerator plugin, Optax, pytest and Hypothesis (Flax and
+# PyTorch for the peer contenders); the package runs from the source tree. JAXNET_LITE_DATA_DIR must name
+# a folder holding mnist/ with the four IDX files (default: .devdata/ in the repository root, git-ignored):
+#   JAXNET_LITE_DATA_DIR=/path/to/data bash benchmarks/device_run.sh
+# Results land in $OUT (./device-out without one):
 #   env.txt (GPU, versions), tests.log (the training and layer tests, on the GPU),
 #   bench.log and bench.json (`python -m benchmarks`, cnn/mlp/wide, every installed contender).
-# DEVICE_RUN_QUICK=1 shrinks it to a minute-scale smoke run (used here on the CPU to check the script);
+# DEVICE_RUN_QUICK=1 shrinks it to a minute-scale smoke run (tests/test_benchmarks.py runs it on the CPU);
 # DEVICE_RUN_TESTS=0 skips the tests, DEVICE_RUN_BENCH="..." replaces the benchmark's arguments and
-# DEVICE_RUN_BENCH_LIMIT its time limit: a follow-up call that fits in what is left of the device time.
+# DEVICE_RUN_BENCH_LIMIT its time limit in seconds, for a shorter follow-up run.
 # DEVICE_RUN_ANATOMY=1 adds `python -m benchmarks.epoch_anatomy` (anatomy.log, anatomy.json).
-# The open GPU questions (benchmarks/RESULTS.md, "GPU": what fit's per-call copy costs, and why fit's MLP
-# step is 3x the scan's) take one call of about five minutes:
+# The open GPU questions (benchmarks/RESULTS.md, "Open questions": what fit's per-call copy costs, and why
+# fit's MLP step is 3x the scan's) take one run of about five minutes:
 #   DEVICE_RUN_TESTS=0 DEVICE_RUN_ANATOMY=1 DEVICE_RUN_BENCH_LIMIT=250 DEVICE_RUN_BENCH="--workloads
 #   cnn,wide,mlp --windows 3 --contenders jnl_fit,jnl_fit_dev,ref_jit,ref_scan --no-cold-start"
 #   bash benchmarks/device_run.sh

@@ -1,6 +1,6 @@
 """The hand-written JAX + Optax reference: what a careful user writes without any framework.
 
-It deliberately does NOT import jaxnet_lite. Everything DESIGN.md says makes JAX fast is done by hand:
+It deliberately does NOT import jaxnet_lite. Everything docs/design.md says makes JAX fast is done by hand:
 the data is put on the device once, shuffled there each epoch (one permutation per epoch), and each
 batch is cut on the device inside the jitted step (`lax.dynamic_slice` of the index, then a gather);
 the step (forward, `jax.value_and_grad`, Adam, loss/accuracy sums) is one `jax.jit` with the state
@@ -9,8 +9,8 @@ gradient is far cheaper on XLA:CPU than `lax.reduce_window`'s. A short last batc
 masked so a single compiled shape serves every step. Two variants:
 
 - `ReferenceJit` ("ref_jit"): one jitted call per step, dispatched from a Python loop;
-- `ReferenceScan` ("ref_scan"): one jitted call per epoch, `lax.scan` over its steps (DESIGN.md measured
-  53 us/step this way for the tutorial MLP on CPU, but 7x slower than per-step calls for the CNN).
+- `ReferenceScan` ("ref_scan"): one jitted call per epoch, `lax.scan` over its steps (on CPU several times
+  faster than per-step calls for the tutorial MLP, but slower for the CNN: benchmarks/RESULTS.md).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Benchmark command line: `python -m benchmarks [options]` (also `python benchmarks/run.py`).
 
     python -m benchmarks --quick                                  # a minute-scale first look
-    python -m benchmarks --workloads cnn,mlp --out results.json   # the full run of RESULTS.md
+    python -m benchmarks --workloads cnn,mlp --out results.json   # cnn and mlp, every contender, JSON out
     python -m benchmarks --contenders jnl_fit,ref_jit --windows 5
 
 The parent process never touches the accelerator: it prepares the data, starts one worker process per
@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
             ok = [n for n in run if "error" not in raw[n]]
             cold = {} if args.quick or args.no_cold_start else cold_start(w, ok, Path(tmp), progress=say)
             measured.append((w, data, skipped, raw, cold))
-    # The peak is the machine's capability: on a shared machine the larger of two measurements is nearer it.
+    # The peak is the machine's capability: on a busy machine the larger of two measurements is nearer it.
     # (--quick measures it once, with a smaller matmul, to stay short.)
     doc["matmul_peak_end"] = None if args.quick else _probe(peak_only=True)["matmul_peak"]
     doc["matmul_peak_gflops"] = max(p["gflops_median"] for p in (doc["matmul_peak"], doc["matmul_peak_end"]) if p)

@@ -4,12 +4,12 @@ Order of events for a workload (see README.md for why):
 1. every contender's worker starts in parallel (imports, data, model) and reports `ready`;
 2. one at a time, each evaluates the untrained model (loss before; compiles its eval step);
 3. round 0: each trains one window, which includes compilation (time to first step);
-4. rounds 1..W: each trains one window, the order rotated every round, so slow drift of the shared
+4. rounds 1..W: each trains one window, the order rotated every round, so slow drift of a busy
    machine (other jobs, thermal) lands on all contenders alike;
 5. evaluation rounds, alternated the same way; then `stats` (peak RSS) and `quit`;
 6. (`cold_start`) one at a time, a fresh worker per contender trains 2 steps (mlp: 1 epoch) twice: the
    first call is compilation + the first steps, measured with nothing else starting on the machine. On a
-   shared machine a whole first window minus a steady window is too noisy for this (seconds of compile
+   busy machine a whole first window minus a steady window is too noisy for this (seconds of compile
    against +-30% of a 30 s epoch).
 """
 

@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 JAXNET_LITE = textwrap.dedent("""
     import sys, tempfile
-    from jaxnet_lite import runs
+    from jaxnet_lite.apps import runs
     with tempfile.TemporaryDirectory() as out:
         result = runs.train_mnist_cnn(epochs=int(sys.argv[1]), seed=int(sys.argv[2]), verbose=0, out=out)
     print("TEST_ACCURACY", result["test_accuracy"])

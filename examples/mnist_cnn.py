@@ -1,6 +1,6 @@
 """The tutorial's MNIST CNN, written exactly as the Keras tutorial writes it (only the imports differ).
 
-Run: JAXNET_LITE_DATA_DIR=../shared/data python examples/mnist_cnn.py [--epochs N]
+Run: JAXNET_LITE_DATA_DIR=/path/to/data python examples/mnist_cnn.py [--epochs N]
 """
 
 import argparse
