@@ -17,6 +17,7 @@ import numpy as np
 import optax
 
 import jaxnet_lite as jnl
+from jaxnet_lite.host_allocator import tune_for_backend
 from benchmarks.batches import epoch_batches
 from jaxnet_lite.layers import Conv2D, Dense, Dropout, Flatten, MaxPooling2D
 
@@ -79,15 +80,19 @@ class JnlFitDevice(JnlFit):
 
 
 def _resolved_spe(model: Any, steps: int) -> int:
-    from jaxnet_lite.training.trainer import choose_steps_per_execution
+    from jaxnet_lite.training.engine import choose_steps_per_execution
 
     return choose_steps_per_execution(model, steps)
 
 
 class JnlStep:
-    """`make_train_step` in a plain loop over batches sliced from device-resident, per-epoch permuted data."""
+    """`make_train_step` in a plain loop over batches sliced from device-resident, per-epoch permuted data.
+
+    The pure step leaves the process alone, so this loop tunes the host allocator itself on CPU, as the
+    README tells users of their own loops to do (`fit` does it for its users)."""
 
     def __init__(self, workload: Any, arrays: tuple[np.ndarray, ...], seed: int = 0) -> None:
+        tune_for_backend(jax.default_backend())
         self.batch = workload.batch_size
         x, y, x_test, y_test = arrays
         self.x, self.y = jax.device_put(x), jax.device_put(y)

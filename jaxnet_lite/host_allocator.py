@@ -8,8 +8,10 @@ from 47 to 30 ms on 2 cores (benchmarks/RESULTS.md). Raising the mmap and trim t
 memory in the process instead, the same trade PyTorch users make with jemalloc: faster steps, and a
 resident size that stays at its peak instead of shrinking between steps.
 
-`fit` and `make_train_step` call `tune_host_allocator()` when JAX runs on the CPU. Set the environment
-variable `JAXNET_LITE_TUNE_MALLOC=0` to leave the allocator alone.
+`Trainer.fit` (and so `model.fit`) calls `tune_for_backend`, which tunes when JAX runs on the CPU; the
+pure pieces (`make_train_step`, `TrainState`, `layer.apply`) never change the process, so a hand-written
+loop calls `tune_host_allocator()` itself if it wants the same. Set the environment variable
+`JAXNET_LITE_TUNE_MALLOC=0` to leave the allocator alone.
 """
 
 from __future__ import annotations

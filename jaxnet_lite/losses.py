@@ -12,6 +12,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 EPSILON = 1e-7  # Keras' backend.epsilon(), used to clip probabilities.
@@ -90,6 +91,58 @@ mse = MSE = mean_squared_error
 mae = MAE = mean_absolute_error
 
 
+# -- label checks: each loss says, before anything compiles, which labels it can take -------------------
+LabelCheck = Callable[[str, tuple, Any, str, str], None]
+
+
+def _dims(shape: tuple) -> str:
+    return ", ".join(map(str, shape))
+
+
+def check_integer_labels(loss_name: str, out_shape: tuple, y: Any, where: str, name: str) -> None:
+    """Class indices of shape (batch, ...) or (batch, ..., 1), each in [0, classes)."""
+    classes = out_shape[-1]
+    label_shape = tuple(y.shape[1:])
+    if label_shape not in (out_shape[:-1], (*out_shape[:-1], 1)):
+        raise ValueError(
+            f"{where}: {loss_name} expects integer labels of shape (batch,{''.join(f' {d},' for d in out_shape[:-1])}) "
+            f"for model output (batch, {_dims(out_shape)}), got {name} of shape {y.shape}"
+        )
+    y = np.asarray(y)  # integer labels are small next to x; their range needs their values
+    if y.size and (y.min() < 0 or y.max() >= classes):
+        raise ValueError(
+            f"{where}: {name} holds labels from {int(y.min())} to {int(y.max())}, but the model outputs "
+            f"{classes} classes (labels must be in [0, {classes - 1}])"
+        )
+
+
+def check_labels_like_output(loss_name: str, out_shape: tuple, y: Any, where: str, name: str) -> None:
+    """Labels of the output's shape (a single-unit output also takes labels of shape (batch,))."""
+    label_shape = tuple(y.shape[1:])
+    if label_shape != out_shape and not (label_shape == () and out_shape == (1,)):
+        raise ValueError(
+            f"{where}: {loss_name} expects {name} of shape (batch, {_dims(out_shape)}) to match the model output, "
+            f"got {y.shape}"
+        )
+
+
+def check_one_hot_labels(loss_name: str, out_shape: tuple, y: Any, where: str, name: str) -> None:
+    """One-hot (or soft) labels exactly as wide as the output."""
+    if tuple(y.shape[1:]) != out_shape:
+        raise ValueError(
+            f"{where}: {loss_name} expects {name} of shape (batch, {_dims(out_shape)}) to match the model output, "
+            f"got {y.shape} (one-hot width must equal the number of output units; use to_categorical(y, num_classes))"
+        )
+
+
+def check_binary_labels(loss_name: str, out_shape: tuple, y: Any, where: str, name: str) -> None:
+    if tuple(y.shape[1:]) != out_shape:
+        raise ValueError(
+            f"{where}: {loss_name} expects {name} of shape (batch, {_dims(out_shape)}) to match the model output, "
+            f"got {y.shape}"
+        )
+
+
 @dataclass(frozen=True)
 class Loss:
     """A resolved loss: its Keras name, the per-example function and how it relates to logits.
@@ -103,6 +156,7 @@ class Loss:
     from_logits: bool = False
     logits_activation: str | None = None
     kwargs: tuple = ()
+    label_check: LabelCheck | None = None
 
     def __call__(self, y_true: Any, y_pred: jax.Array) -> jax.Array:
         extra = dict(self.kwargs)
@@ -113,31 +167,38 @@ class Loss:
     def on_logits(self) -> Loss:
         return replace(self, from_logits=True)
 
+    def check_labels(self, out_shape: tuple, y: Any, *, where: str = "fit", name: str = "y") -> None:
+        """Raise a ValueError naming `where`, `name` and both shapes when `y` cannot be this loss's labels
+        for an output of `out_shape` (no batch axis). Losses without a rule accept any labels."""
+        if self.label_check is not None:
+            self.label_check(self.name, tuple(out_shape), y, where, name)
+
 
 def CategoricalCrossentropy(from_logits: bool = False, label_smoothing: float = 0.0) -> Loss:
     return Loss("categorical_crossentropy", categorical_crossentropy, from_logits, "softmax",
-                (("label_smoothing", label_smoothing),))
+                (("label_smoothing", label_smoothing),), check_one_hot_labels)
 
 
 def SparseCategoricalCrossentropy(from_logits: bool = False) -> Loss:
-    return Loss("sparse_categorical_crossentropy", sparse_categorical_crossentropy, from_logits, "softmax")
+    return Loss("sparse_categorical_crossentropy", sparse_categorical_crossentropy, from_logits, "softmax",
+                label_check=check_integer_labels)
 
 
 def BinaryCrossentropy(from_logits: bool = False, label_smoothing: float = 0.0) -> Loss:
     return Loss("binary_crossentropy", binary_crossentropy, from_logits, "sigmoid",
-                (("label_smoothing", label_smoothing),))
+                (("label_smoothing", label_smoothing),), check_binary_labels)
 
 
 def MeanSquaredError() -> Loss:
-    return Loss("mean_squared_error", mean_squared_error)
+    return Loss("mean_squared_error", mean_squared_error, label_check=check_labels_like_output)
 
 
 def MeanAbsoluteError() -> Loss:
-    return Loss("mean_absolute_error", mean_absolute_error)
+    return Loss("mean_absolute_error", mean_absolute_error, label_check=check_labels_like_output)
 
 
 def Huber(delta: float = 1.0) -> Loss:
-    return Loss("huber", huber, kwargs=(("delta", delta),))
+    return Loss("huber", huber, kwargs=(("delta", delta),), label_check=check_labels_like_output)
 
 
 _BY_NAME: dict[str, Callable[[], Loss]] = {

@@ -45,10 +45,13 @@ def _in_top_k(labels, y_pred, k):
 
 @dataclass(frozen=True)
 class Metric:
-    """A resolved metric: the name it is logged under and its per-example function."""
+    """A resolved metric: the name it is logged under, its per-example function, and its direction
+    ("up" when larger is better, "down" when smaller is, None when unknown), which `EarlyStopping`,
+    `ModelCheckpoint` and `ReduceLROnPlateau`-style callbacks read in mode "auto"."""
 
     name: str
     fn: Callable[[Any, jax.Array], jax.Array]
+    direction: str | None = None
 
     def __call__(self, y_true: Any, y_pred: jax.Array) -> jax.Array:
         return self.fn(y_true, y_pred)
@@ -64,6 +67,25 @@ _BY_NAME: dict[str, Callable] = {
     "mean_absolute_error": losses.mean_absolute_error,
 }
 _ALIASES = {"mse": "mean_squared_error", "mae": "mean_absolute_error", "acc": "accuracy"}
+_DIRECTIONS = {
+    "accuracy": "up",
+    "categorical_accuracy": "up",
+    "sparse_categorical_accuracy": "up",
+    "binary_accuracy": "up",
+    "top_k_categorical_accuracy": "up",
+    "sparse_top_k_categorical_accuracy": "up",
+    "mean_squared_error": "down",
+    "mean_absolute_error": "down",
+}
+
+
+def direction_of(identifier: str | Metric | Callable) -> str | None:
+    """"up" or "down" for a metric name, `Metric` or function (its `direction` attribute), else None."""
+    if isinstance(identifier, Metric):
+        return identifier.direction
+    if isinstance(identifier, str):
+        return _DIRECTIONS.get(_ALIASES.get(identifier.lower(), identifier.lower()))
+    return getattr(identifier, "direction", None)
 
 
 def accuracy_for(y_true_shape: tuple, y_pred_shape: tuple, loss_name: str | None = None) -> Callable:
@@ -85,15 +107,15 @@ def get(identifier: str | Metric | Callable, *, y_true_shape: tuple = (), y_pred
     if isinstance(identifier, str):
         name = _ALIASES.get(identifier.lower(), identifier.lower())
         if name == "accuracy":
-            return Metric(identifier, accuracy_for(y_true_shape, y_pred_shape, loss_name))
+            return Metric(identifier, accuracy_for(y_true_shape, y_pred_shape, loss_name), "up")
         if name not in _BY_NAME:
             raise ValueError(
                 f"unknown metric {identifier!r}; expected one of {sorted([*_BY_NAME, *_ALIASES, 'accuracy'])} "
                 "or a callable"
             )
-        return Metric(identifier, _BY_NAME[name])
+        return Metric(identifier, _BY_NAME[name], _DIRECTIONS[name])
     if callable(identifier):
-        return Metric(getattr(identifier, "__name__", "metric"), identifier)
+        return Metric(getattr(identifier, "__name__", "metric"), identifier, direction_of(identifier))
     raise ValueError(f"metric must be a name or a callable, got {identifier!r}")
 
 

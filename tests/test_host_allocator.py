@@ -19,11 +19,24 @@ SCRIPT = textwrap.dedent("""
     from jaxnet_lite import host_allocator
     if mode == "tune":
         print("tuned", host_allocator.tune_host_allocator())
-    elif mode == "make_train_step":
-        from jaxnet_lite import Sequential, make_train_step
+    elif mode == "make_train_step":  # the pure pieces never change the process
+        import jax, numpy as np
+        from jaxnet_lite import Sequential, TrainState, make_train_step
         from jaxnet_lite.layers import Dense
-        make_train_step(Sequential([Dense(2, input_shape=(3,))]), "mse", "sgd")
-        print("tuned", host_allocator.tune_host_allocator())
+        model = Sequential([Dense(2, input_shape=(3,))])
+        optimizer = __import__("optax").sgd(0.1)
+        step = make_train_step(model, "mse", optimizer)
+        ts = TrainState.create(model, optimizer)
+        ts, logs = step(ts, (np.ones((4, 3), np.float32), np.ones((4, 2), np.float32)))
+        model.apply(*model.init(jax.random.key(0)), np.ones((4, 3), np.float32))
+        jax.block_until_ready(logs)
+    elif mode == "fit":
+        import numpy as np
+        from jaxnet_lite import Sequential
+        from jaxnet_lite.layers import Dense
+        model = Sequential([Dense(2, input_shape=(3,))])
+        model.compile(loss="mse", optimizer="sgd")
+        model.fit(np.ones((4, 3), np.float32), np.ones((4, 2), np.float32), epochs=1, verbose=0)
     libc = ctypes.CDLL("libc.so.6")
     libc.malloc.restype = ctypes.c_void_p
     libc.malloc.argtypes = [ctypes.c_size_t]
@@ -55,10 +68,16 @@ def test_tuning_keeps_freed_blocks_for_reuse():
     assert float(result["released_mb"]) < 8
 
 
-def test_make_train_step_tunes_on_cpu():
-    result = run("make_train_step")
-    assert result["tuned"] == "True"
-    assert float(result["released_mb"]) < 8
+def test_make_train_step_and_apply_leave_the_allocator_alone():
+    assert float(run("make_train_step")["released_mb"]) > 48
+
+
+def test_fit_tunes_on_cpu():
+    assert float(run("fit")["released_mb"]) < 8
+
+
+def test_fit_respects_the_opt_out():
+    assert float(run("fit", JAXNET_LITE_TUNE_MALLOC="0")["released_mb"]) > 48
 
 
 def test_environment_variable_opts_out():

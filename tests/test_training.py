@@ -160,7 +160,7 @@ def test_auto_dispatch_plan_whole_epoch_unless_a_live_bar_watches(monkeypatch):
         trainer = Trainer(mlp(), "categorical_crossentropy", optax.adam(1e-2), seed=1)
         trainer.fit(x, y, batch_size=4, epochs=1, verbose=verbose)
         trainer.evaluate(x, y, batch_size=4, verbose=verbose)
-        plans[verbose] = sorted(key[:2] for key in trainer._compiled if key[0] in ("epoch", "train", "eval",
+        plans[verbose] = sorted(key[:2] for key in trainer.engine.compiled if key[0] in ("epoch", "train", "eval",
                                                                                "eval_all"))
         weights[verbose] = trainer.train_state.params
     assert plans[0] == [("epoch", 280), ("eval_all", 280)]
@@ -171,7 +171,7 @@ def test_auto_dispatch_plan_whole_epoch_unless_a_live_bar_watches(monkeypatch):
 def test_large_arrays_reach_the_device_in_one_copy(monkeypatch):
     """Arrays of 1 MiB and more go through `device_put` (jnp.asarray held two copies of MNIST at once);
     small ones through `jnp.asarray` (quicker per call). Both canonicalise float64 to float32."""
-    from jaxnet_lite.training import trainer as trainer_module
+    from jaxnet_lite.training import engine as trainer_module
 
     put = []
     real_put = jax.device_put
@@ -179,7 +179,7 @@ def test_large_arrays_reach_the_device_in_one_copy(monkeypatch):
                         real_put(a, *args, **kw))
     trainer = Trainer(mlp(), "categorical_crossentropy", "adam")
     big, small = np.ones((40000, 4)), np.ones((100, 4))  # float64: 1.28 MB and 3.2 KB
-    big_dev, small_dev = trainer._to_device(big), trainer._to_device(small)
+    big_dev, small_dev = trainer.engine.to_device(big), trainer.engine.to_device(small)
     assert put == [(40000, 4)]
     assert big_dev.dtype == small_dev.dtype == jnp.float32
     np.testing.assert_array_equal(np.asarray(big_dev), big)

@@ -28,15 +28,6 @@ def _as_dict(history: Any) -> dict[str, list[float]]:
     return history.history if hasattr(history, "history") else dict(history)
 
 
-def plot_history(history: Any, path: str | os.PathLike | None = None, *, title: str | None = None,
-                 stopped_epoch: int | None = None) -> Any:
-    """Loss and accuracy per epoch, train and validation; `stopped_epoch` draws the early-stopping mark.
-
-    `history` is a `History` or its `.history` dict. Writes a PNG when `path` is given; returns the figure.
-    """
-    return plot_histories([(title or "", history, stopped_epoch)], path)
-
-
 def plot_histories(runs: Sequence[tuple[str, Any, int | None]], path: str | os.PathLike | None = None) -> Any:
     """One row per `(title, history, stopped_epoch)`: loss on the left, the first metric on the right."""
     plt = _pyplot()

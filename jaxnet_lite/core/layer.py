@@ -167,6 +167,10 @@ class Layer:
         """Names of the inputs, in order, for layers that take a dict of named inputs; else None."""
         return None
 
+    def output_names(self) -> list[str] | None:
+        """Names of the outputs, in order, for layers whose outputs are named (per-output loss weights)."""
+        return None
+
     # -- the functional API ---------------------------------------------------------------------
     def __call__(self, inputs: Any, *args: Any, **kwargs: Any) -> Any:
         """Call on symbolic tensors (from `Input`) to build a functional `Model` graph."""

@@ -58,6 +58,9 @@ class Functional(Layer):
     def input_names(self) -> list[str]:
         return [t.node.layer.name for t in self.inputs]
 
+    def output_names(self) -> list[str]:
+        return [t.node.layer.name for t in self.outputs]
+
     def split_final_activation(self) -> tuple[Layer, str] | None:
         """Every output comes from a layer called once that ends in the same activation: split those."""
         swaps: dict[int, Layer] = {}

@@ -2,7 +2,7 @@
 
 Non-overlapping windows ("valid" padding, strides == pool_size, the common case) use crop + reshape +
 reduce in training. Its gradient is a cheap elementwise mask, whereas `lax.reduce_window`'s max gradient
-(select_and_scatter) measured ~9x slower on XLA:CPU (DESIGN.md). Every other configuration takes the
+(select_and_scatter) measured ~9x slower on XLA:CPU (docs/design.md). Every other configuration takes the
 general `lax.reduce_window` path; tests check the two agree, gradients included.
 """
 

@@ -32,15 +32,29 @@ class KerasSurface(WeightsIO):
 
     # -- training ---------------------------------------------------------------------------------
     def compile(self, optimizer: Any = "rmsprop", loss: Any = None, metrics: Any = None, *,
-                seed: int | None = None, steps_per_execution: int | str = "auto", **kwargs: Any) -> None:
-        """Attach a `Trainer` (Keras' default optimizer is rmsprop; the tutorial passes "adam")."""
-        unknown = set(kwargs) - {"loss_weights", "weighted_metrics", "run_eagerly", "jit_compile"}
-        if unknown:
-            raise TypeError(f"compile() got unexpected arguments {sorted(unknown)}")
+                loss_weights: Any = None, weighted_metrics: Any = None, run_eagerly: bool = False,
+                steps_per_execution: int | str = "auto", jit_compile: Any = "auto", seed: int | None = None) -> None:
+        """Attach a `Trainer` (Keras' default optimizer is rmsprop; the tutorial passes "adam").
+
+        `loss_weights` scales each output's loss (a list in output order, or a dict by output name).
+        Keras arguments this engine cannot honour are refused, never ignored.
+        """
+        if weighted_metrics:
+            raise NotImplementedError(
+                "compile: weighted_metrics needs per-example sample weights, which fit/evaluate do not take yet; "
+                "pass the metrics as metrics=[...], or weigh examples in your own loop with make_train_step's "
+                "(x, y, weights) batches"
+            )
+        if run_eagerly:
+            raise NotImplementedError("compile: run_eagerly=True is not supported: every step is compiled with "
+                                      "jax.jit; to debug a layer, run its apply under jax.disable_jit()")
+        if jit_compile not in ("auto", True):
+            raise NotImplementedError(f"compile: jit_compile={jit_compile!r} is not supported: every step is "
+                                      "compiled with XLA")
         if loss is None:
             raise ValueError("compile() needs a loss, e.g. loss='categorical_crossentropy'")
         self._trainer = Trainer(
-            self, loss=loss, optimizer=optimizer, metrics=metrics or (),
+            self, loss=loss, optimizer=optimizer, metrics=metrics or (), loss_weights=loss_weights,
             seed=0 if seed is None else seed, steps_per_execution=steps_per_execution,
             variables=self._variables,
         )
@@ -55,19 +69,27 @@ class KerasSurface(WeightsIO):
         return self._trainer
 
     def fit(self, *args: Any, **kwargs: Any) -> Any:
+        """`Trainer.fit`: Keras' arguments, Keras' defaults."""
         return self.trainer.fit(*args, **kwargs)
 
     def evaluate(self, *args: Any, **kwargs: Any) -> Any:
+        """`Trainer.evaluate`: Keras' arguments; unknown ones are a TypeError, as in Keras."""
         return self.trainer.evaluate(*args, **kwargs)
 
-    def predict(self, x: Any, batch_size: int = 32, verbose: Any = "auto", **kwargs: Any) -> Any:
+    def predict(self, x: Any, batch_size: int | None = None, verbose: Any = "auto", steps: int | None = None,
+                callbacks: Any = None) -> Any:
         """Predictions as NumPy; works before `compile` too (with freshly initialised weights, as in Keras)."""
         if self._trainer is not None:
-            return self._trainer.predict(x, batch_size=batch_size, verbose=verbose, **kwargs)
+            return self._trainer.predict(x, batch_size=batch_size, verbose=verbose, steps=steps, callbacks=callbacks)
+        if steps is not None or callbacks:
+            raise ValueError("predict: steps and callbacks need a compiled model (call compile first)")
+        if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int)
+                                       or batch_size < 1):
+            raise ValueError(f"predict: batch_size must be an integer >= 1, got {batch_size!r}")
         if self._predict_fn is None:
             self._predict_fn = inference_fn(self)
         params, state = self.variables
-        return predict_arrays(self._predict_fn, params, state, x, batch_size=batch_size, verbose=verbose)
+        return predict_arrays(self._predict_fn, params, state, x, batch_size=batch_size or 32, verbose=verbose)
 
     # -- weights ----------------------------------------------------------------------------------
     @property

@@ -15,14 +15,18 @@ from typing import Any
 
 import numpy as np
 
-# Metrics whose larger values are better, for mode="auto" (Keras' `_direction == "up"`).
-_UP_METRICS = ("acc", "accuracy", "categorical_accuracy", "sparse_categorical_accuracy", "binary_accuracy",
-               "top_k_categorical_accuracy", "sparse_top_k_categorical_accuracy", "auc", "precision", "recall")
-_DOWN_METRICS = ("loss", "mse", "mae", "mean_squared_error", "mean_absolute_error")
+from jaxnet_lite import metrics
+
+_PHASES = ("train", "test", "predict")
+_BATCH_HOOKS = {phase: (f"on_{phase}_batch_begin", f"on_{phase}_batch_end") for phase in _PHASES}
 
 
 class Callback:
-    """Base class: override the hooks you need; `self.model` is the model being trained."""
+    """Base class: override the hooks you need; `self.model` is the model being trained.
+
+    `fit` calls the train and epoch hooks, `evaluate` (and validation inside `fit`, as in Keras) the test
+    hooks, `predict` the predict hooks. Overriding a batch hook makes its loop run step by step.
+    """
 
     def __init__(self) -> None:
         self.model: Any = None
@@ -42,13 +46,17 @@ class Callback:
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None: ...
     def on_test_begin(self, logs: dict | None = None) -> None: ...
     def on_test_end(self, logs: dict | None = None) -> None: ...
+    def on_test_batch_begin(self, batch: int, logs: dict | None = None) -> None: ...
+    def on_test_batch_end(self, batch: int, logs: dict | None = None) -> None: ...
     def on_predict_begin(self, logs: dict | None = None) -> None: ...
     def on_predict_end(self, logs: dict | None = None) -> None: ...
+    def on_predict_batch_begin(self, batch: int, logs: dict | None = None) -> None: ...
+    def on_predict_batch_end(self, batch: int, logs: dict | None = None) -> None: ...
 
-    def wants_batch_hooks(self) -> bool:
-        """True when a per-batch hook is overridden (the trainer then syncs after every step)."""
+    def wants_batch_hooks(self, phase: str = "train") -> bool:
+        """True when a per-batch hook of `phase` is overridden (its loop then syncs after every step)."""
         cls = type(self)
-        return any(getattr(cls, h) is not getattr(Callback, h) for h in ("on_train_batch_begin", "on_train_batch_end"))
+        return any(getattr(cls, h) is not getattr(Callback, h) for h in _BATCH_HOOKS[phase])
 
 
 class CallbackList(Callback):
@@ -89,8 +97,32 @@ class CallbackList(Callback):
     def on_train_batch_end(self, batch, logs=None):
         self._each("on_train_batch_end", batch, logs)
 
-    def wants_batch_hooks(self) -> bool:
-        return any(cb.wants_batch_hooks() for cb in self.callbacks)
+    def on_test_begin(self, logs=None):
+        self._each("on_test_begin", logs)
+
+    def on_test_end(self, logs=None):
+        self._each("on_test_end", logs)
+
+    def on_test_batch_begin(self, batch, logs=None):
+        self._each("on_test_batch_begin", batch, logs)
+
+    def on_test_batch_end(self, batch, logs=None):
+        self._each("on_test_batch_end", batch, logs)
+
+    def on_predict_begin(self, logs=None):
+        self._each("on_predict_begin", logs)
+
+    def on_predict_end(self, logs=None):
+        self._each("on_predict_end", logs)
+
+    def on_predict_batch_begin(self, batch, logs=None):
+        self._each("on_predict_batch_begin", batch, logs)
+
+    def on_predict_batch_end(self, batch, logs=None):
+        self._each("on_predict_batch_end", batch, logs)
+
+    def wants_batch_hooks(self, phase: str = "train") -> bool:
+        return any(cb.wants_batch_hooks(phase) for cb in self.callbacks)
 
 
 class History(Callback):
@@ -110,19 +142,23 @@ class History(Callback):
             self.history.setdefault(k, []).append(v)
 
 
-def _monitor_direction(monitor: str, mode: str, owner: str) -> Callable[[float, float], bool]:
+def _monitor_direction(monitor: str, mode: str, owner: str, params: dict) -> Callable[[float, float], bool]:
+    """`np.less` or `np.greater`: from `mode`, else from the direction the monitored metric carries
+    (`fit` passes every logged metric's direction in `params["metric_directions"]`; outside `fit`, the
+    library's metric of that name is asked)."""
     if mode == "min":
         return np.less
     if mode == "max":
         return np.greater
     name = monitor.removeprefix("val_")
-    if name in _DOWN_METRICS or name.endswith("loss"):
-        return np.less
-    if name in _UP_METRICS or name.endswith("accuracy"):
-        return np.greater
+    direction = (params or {}).get("metric_directions", {}).get(name) or metrics.direction_of(name)
+    if direction is None and name.endswith("loss"):
+        direction = "down"
+    if direction in ("up", "down"):
+        return np.greater if direction == "up" else np.less
     raise ValueError(
         f"{owner} received monitor={monitor} but cannot tell whether it should be maximized or minimized. "
-        "Pass mode='max' or mode='min'."
+        "Pass mode='max' or mode='min' (or give your metric function a `direction = 'up'` attribute)."
     )
 
 
@@ -149,7 +185,7 @@ class EarlyStopping(Callback):
         self.best: float | None = None
 
     def _set_monitor_op(self) -> None:
-        self.monitor_op = _monitor_direction(self.monitor, self.mode, "EarlyStopping")
+        self.monitor_op = _monitor_direction(self.monitor, self.mode, "EarlyStopping", self.params)
         if self.monitor_op is np.less:
             self.min_delta *= -1
         self.best = float("inf") if self.monitor_op is np.less else -float("inf")
@@ -343,8 +379,8 @@ class LambdaCallback(Callback):
                 setattr(self, name, fn)
         self._batch_hooks = on_train_batch_begin is not None or on_train_batch_end is not None
 
-    def wants_batch_hooks(self) -> bool:
-        return self._batch_hooks
+    def wants_batch_hooks(self, phase: str = "train") -> bool:
+        return self._batch_hooks and phase == "train"
 
 
 class ModelCheckpoint(Callback):
@@ -377,7 +413,7 @@ class ModelCheckpoint(Callback):
         logs = dict(logs or {})
         if self.save_best_only:
             if self.monitor_op is None:
-                self.monitor_op = _monitor_direction(self.monitor, self.mode, "ModelCheckpoint")
+                self.monitor_op = _monitor_direction(self.monitor, self.mode, "ModelCheckpoint", self.params)
                 if self.best is None:
                     self.best = float("inf") if self.monitor_op is np.less else -float("inf")
             current = logs.get(self.monitor)

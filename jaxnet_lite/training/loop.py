@@ -23,10 +23,14 @@ SHUFFLE_SALT = 0x5EED
 
 def epoch_index(key: jax.Array | None, n: int, steps: int, batch_size: int, padded: int
                 ) -> tuple[jax.Array, jax.Array]:
-    """`(steps, padded)` example indices (shuffled when `key` is given) and weights (1 real, 0 padding)."""
+    """`(steps, padded)` example indices (shuffled when `key` is given) and weights (1 real, 0 padding).
+
+    When `steps` batches hold fewer than `n` examples (`steps_per_epoch`), the epoch takes the first ones.
+    """
     order = jnp.arange(n) if key is None else jax.random.permutation(key, n)
-    flat = jnp.zeros((steps * batch_size,), jnp.int32).at[:n].set(order.astype(jnp.int32))
-    weight = (jnp.arange(steps * batch_size) < n).astype(jnp.float32)
+    used = min(n, steps * batch_size)
+    flat = jnp.zeros((steps * batch_size,), jnp.int32).at[:used].set(order[:used].astype(jnp.int32))
+    weight = (jnp.arange(steps * batch_size) < used).astype(jnp.float32)
     index, weight = flat.reshape(steps, batch_size), weight.reshape(steps, batch_size)
     if padded > batch_size:  # round the batch up to a multiple of the device count
         index = jnp.pad(index, ((0, 0), (0, padded - batch_size)))
@@ -121,6 +125,15 @@ def eval_steps(objective: Objective, metric_set: MetricSet, k: int, shard: Shard
 def make_eval_chunk(objective: Objective, metric_set: MetricSet, k: int, shard: Shard) -> Callable:
     """`chunk(params, state, sums, x, y, index, weight, start) -> sums`: `k` inference steps in one dispatch."""
     return jax.jit(eval_steps(objective, metric_set, k, shard), donate_argnums=(2,))
+
+
+def make_eval_batch(objective: Objective, metric_set: MetricSet) -> Callable:
+    """`eval(params, state, sums, x, y, weight) -> sums` for batches that arrive from the host."""
+
+    def run(params, state, sums, x, y, weight):
+        return _add(sums, eval_batch(objective, metric_set, params, state, x, y, weight))
+
+    return jax.jit(run, donate_argnums=(2,))
 
 
 def make_epoch_setup(names: Sequence[str], n: int, steps: int, batch_size: int, padded: int, shuffle: bool

@@ -39,29 +39,71 @@ class Objective:
     loss: losses_lib.Loss
     to_predictions: Callable[[jax.Array], jax.Array]
     from_logits: bool
+    loss_weights: tuple[float, ...] | None = None
 
     @classmethod
-    def create(cls, model: Layer, loss: Any) -> Objective:
-        """Take the from-logits path when the model says its output is `loss.logits_activation(bare(x))`."""
+    def create(cls, model: Layer, loss: Any, loss_weights: Any = None) -> Objective:
+        """Take the from-logits path when the model says its output is `loss.logits_activation(bare(x))`.
+
+        `loss_weights` (Keras' compile argument) scales each output's loss: a number, a list in output
+        order, or a dict keyed by output name.
+        """
         loss = losses_lib.get(loss)
+        weights = resolve_loss_weights(model, loss_weights)
         wanted = loss.logits_activation
         if wanted is not None and not loss.from_logits:
             found = model.split_final_activation()
             if found is not None and found[1] == wanted:
-                return cls(found[0].apply, loss.on_logits(), activations.get(wanted), True)
-        return cls(model.apply, loss, activations.linear, False)
+                return cls(found[0].apply, loss.on_logits(), activations.get(wanted), True, weights)
+        return cls(model.apply, loss, activations.linear, False, weights)
+
+    def per_example_loss(self, y_true: Any, y_pred: Any) -> jax.Array:
+        """The loss of each example, summed over the outputs (each scaled by its loss weight)."""
+        return _per_output(self.loss, y_true, y_pred, self.loss_weights)
+
+
+def resolve_loss_weights(model: Layer, loss_weights: Any) -> tuple[float, ...] | None:
+    """`loss_weights` as one float per output, in output order (None: all 1)."""
+    if loss_weights is None:
+        return None
+    names = model.output_names()
+    count = len(names) if names is not None else None
+    if isinstance(loss_weights, dict):
+        if names is None:
+            raise ValueError(f"loss_weights: {model.describe()} has no named outputs; pass a list in output order")
+        unknown = sorted(set(loss_weights) - set(names))
+        if unknown:
+            raise ValueError(f"loss_weights names {unknown}, which are not outputs of {model.describe()} "
+                             f"(its outputs: {names})")
+        return tuple(float(loss_weights.get(n, 1.0)) for n in names)
+    if isinstance(loss_weights, (int, float)) and not isinstance(loss_weights, bool):
+        return (float(loss_weights),) * (count or 1)
+    if isinstance(loss_weights, (list, tuple)) and all(
+            isinstance(w, (int, float)) and not isinstance(w, bool) for w in loss_weights):
+        if count is not None and len(loss_weights) != count:
+            raise ValueError(f"loss_weights has {len(loss_weights)} entries but {model.describe()} has {count} "
+                             f"outputs {names}")
+        return tuple(float(w) for w in loss_weights)
+    raise ValueError(f"loss_weights must be a number, a list of numbers or a dict of them, got {loss_weights!r}")
 
 
 def _tree_first(y: Any) -> Any:
     return jax.tree.leaves(y)[0]
 
 
-def _per_output(fn: Callable, y_true: Any, y_pred: Any) -> jax.Array:
-    """Apply a per-example function to each (label, output) pair of a multi-output model and sum."""
+def _per_output(fn: Callable, y_true: Any, y_pred: Any, weights: Sequence[float] | None = None) -> jax.Array:
+    """Apply a per-example function to each (label, output) pair of a multi-output model and sum,
+    each term scaled by its weight when `weights` are given."""
     if isinstance(y_pred, (list, tuple)):
         ys = y_true if isinstance(y_true, (list, tuple)) else [y_true] * len(y_pred)
-        return sum(fn(t, p) for t, p in zip(ys, y_pred))
-    return fn(y_true, y_pred)
+        terms = [fn(t, p) for t, p in zip(ys, y_pred)]
+    else:
+        terms = [fn(y_true, y_pred)]
+    if weights is not None:
+        if len(weights) != len(terms):
+            raise ValueError(f"loss_weights has {len(weights)} entries but the model gave {len(terms)} outputs")
+        terms = [w * t for w, t in zip(weights, terms)]
+    return sum(terms[1:], terms[0])
 
 
 class MetricSet:
@@ -81,6 +123,10 @@ class MetricSet:
             for m in self.identifiers
         ]
 
+    def directions(self) -> dict[str, str | None]:
+        """Each metric's direction ("up", "down" or None), by logged name."""
+        return {name: metrics_lib.direction_of(m) for name, m in zip(self.names, self.identifiers)}
+
     @property
     def names(self) -> list[str]:
         """The keys the metrics are logged under, in compile order."""
@@ -92,7 +138,7 @@ def batch_sums(objective: Objective, metric_set: MetricSet, params: Any, state: 
                weights: jax.Array, rng: Any, training: bool) -> tuple[jax.Array, tuple[Any, dict]]:
     """Mean loss over the weighted examples (what gets differentiated) and the weighted sums to log."""
     out, new_state = objective.apply(params, state, x, rng=rng, training=training)
-    per_example = _per_output(objective.loss, y, out)
+    per_example = objective.per_example_loss(y, out)
     count = jnp.sum(weights)
     loss = jnp.sum(per_example * weights) / jnp.maximum(count, 1.0)
     preds = jax.tree.map(objective.to_predictions, out)
@@ -121,10 +167,10 @@ def eval_batch(objective: Objective, metric_set: MetricSet, params: Any, state: 
     return sums
 
 
-def sums_to_logs(sums: dict) -> dict[str, float]:
-    """Exact means from weighted sums: `{"loss": ..., "accuracy": ...}`."""
-    count = max(float(sums["count"]), 1.0)
-    return {k: float(v) / count for k, v in sums.items() if k != "count"}
+def batch_means(sums: dict) -> dict:
+    """Means from weighted sums, on the device: `{"loss": ..., "accuracy": ...}`."""
+    count = jnp.maximum(sums["count"], 1.0)
+    return {k: v / count for k, v in sums.items() if k != "count"}
 
 
 def _as_batch(batch: Batch) -> tuple[Any, Any, jax.Array]:
@@ -136,36 +182,35 @@ def _as_batch(batch: Batch) -> tuple[Any, Any, jax.Array]:
 
 
 def make_train_step(model: Layer, loss: Any, optimizer: Any, metrics: Sequence[Any] = (), *,
-                    jit: bool = True, donate: bool = True) -> Callable[[TrainState, Batch], tuple[TrainState, dict]]:
+                    loss_weights: Any = None, jit: bool = True, donate: bool = True
+                    ) -> Callable[[TrainState, Batch], tuple[TrainState, dict]]:
     """`step(train_state, (x, y[, sample_weight])) -> (train_state, logs)`: forward, grad, Optax update.
 
     `logs` holds the batch means of the loss and metrics as device scalars (no host sync). With
-    `donate=True` the old train state's buffers are reused: do not touch it after the call. A pure
+    `donate=True` the old train state's buffers are reused: do not touch it after the call. The weights
+    of a `(x, y, w)` batch weigh each example in the loss and in the metrics (0 masks it out). A pure
     factory: it changes nothing in the process (see `host_allocator` for the CPU allocator setting).
     """
-    objective = Objective.create(model, loss)
+    objective = Objective.create(model, loss, loss_weights)
     metric_set = MetricSet(list(metrics), objective.loss.name)
     optimizer = optimizers_lib.get(optimizer)
 
     def step(ts: TrainState, batch: Batch) -> tuple[TrainState, dict]:
         x, y, w = _as_batch(batch)
         ts, sums = train_batch(objective, metric_set, optimizer, ts, x, y, w)
-        count = jnp.maximum(sums["count"], 1.0)
-        return ts, {k: v / count for k, v in sums.items() if k != "count"}
+        return ts, batch_means(sums)
 
     return jax.jit(step, donate_argnums=(0,) if donate else ()) if jit else step
 
 
-def make_eval_step(model: Layer, loss: Any, metrics: Sequence[Any] = (), *, jit: bool = True
-                   ) -> Callable[[Any, Any, Batch], dict]:
+def make_eval_step(model: Layer, loss: Any, metrics: Sequence[Any] = (), *, loss_weights: Any = None,
+                   jit: bool = True) -> Callable[[Any, Any, Batch], dict]:
     """`eval_step(params, state, (x, y[, sample_weight])) -> logs` in inference mode (batch means)."""
-    objective = Objective.create(model, loss)
+    objective = Objective.create(model, loss, loss_weights)
     metric_set = MetricSet(list(metrics), objective.loss.name)
 
     def step(params: Any, state: Any, batch: Batch) -> dict:
         x, y, w = _as_batch(batch)
-        sums = eval_batch(objective, metric_set, params, state, x, y, w)
-        count = jnp.maximum(sums["count"], 1.0)
-        return {k: v / count for k, v in sums.items() if k != "count"}
+        return batch_means(eval_batch(objective, metric_set, params, state, x, y, w))
 
     return jax.jit(step) if jit else step

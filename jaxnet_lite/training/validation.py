@@ -25,8 +25,9 @@ def example_shapes(x: Any, model: Any = None) -> Any:
     return tuple(np.shape(x)[1:])
 
 
-def validate_arrays(trainer: Any, x: Any, y: Any, batch_size: int | None, where: str) -> int:
-    """Check lengths, batch size, NaNs and label shapes/ranges against the model; returns the example count."""
+def validate_arrays(engine: Any, x: Any, y: Any, batch_size: int | None, where: str) -> int:
+    """Check lengths, batch size, NaNs, and labels against the model's outputs (the loss checks its own
+    labels); returns the example count. `engine` gives `model`, `loss` and `output_shape`."""
     if x is None or y is None:
         raise ValueError(f"{where}: needs both x and y (got {'no x' if x is None else 'no y'})")
     n = check_consistent_length(x, y)
@@ -40,7 +41,7 @@ def validate_arrays(trainer: Any, x: Any, y: Any, batch_size: int | None, where:
     for path, leaf in jax.tree_util.tree_flatten_with_path(x)[0]:
         if contains_nan(leaf):
             raise ValueError(f"{where}: x{jax.tree_util.keystr(path)} contains NaN values")
-    out_shape = trainer.output_shape(example_shapes(x, trainer.model))
+    out_shape = engine.output_shape(example_shapes(x, engine.model))
     outputs = out_shape if isinstance(out_shape, list) else [out_shape]
     labels = list(y.values()) if isinstance(y, dict) else list(y) if isinstance(y, (list, tuple)) else [y]
     if len(outputs) > 1 and len(labels) == 1:
@@ -48,7 +49,8 @@ def validate_arrays(trainer: Any, x: Any, y: Any, batch_size: int | None, where:
     if len(labels) != len(outputs):
         raise ValueError(f"{where}: the model has {len(outputs)} outputs but y holds {len(labels)} arrays")
     for i, (shape, label) in enumerate(zip(outputs, labels)):
-        _check_labels(trainer.loss.name, shape, label, where, i if len(outputs) > 1 else None)
+        label = label if hasattr(label, "shape") else np.asarray(label)  # arrays keep their place
+        engine.loss.check_labels(tuple(shape), label, where=where, name="y" if len(outputs) == 1 else f"y[{i}]")
     return n
 
 
@@ -69,37 +71,3 @@ def _on_accelerator(a: Any) -> bool:
 @jax.jit
 def _device_has_nan(a: jax.Array) -> jax.Array:
     return jnp.isnan(a).any()
-
-
-def _check_labels(loss_name: str, out_shape: tuple, y: Any, where: str, index: int | None) -> None:
-    name = "y" if index is None else f"y[{index}]"
-    y = y if hasattr(y, "shape") else np.asarray(y)  # arrays keep their place; lists become arrays
-    label_shape = tuple(y.shape[1:])
-    if loss_name == "sparse_categorical_crossentropy":
-        classes = out_shape[-1]
-        if label_shape not in (out_shape[:-1], (*out_shape[:-1], 1)):
-            raise ValueError(
-                f"{where}: sparse_categorical_crossentropy expects integer labels of shape (batch,"
-                f"{''.join(f' {d},' for d in out_shape[:-1])}) for model output (batch, "
-                f"{', '.join(map(str, out_shape))}), got {name} of shape {y.shape}"
-            )
-        y = np.asarray(y)  # integer labels are small next to x; their range needs their values
-        if y.size and (y.min() < 0 or y.max() >= classes):
-            raise ValueError(
-                f"{where}: {name} holds labels from {int(y.min())} to {int(y.max())}, but the model outputs "
-                f"{classes} classes (labels must be in [0, {classes - 1}])"
-            )
-    elif loss_name in ("categorical_crossentropy", "binary_crossentropy"):
-        if label_shape != tuple(out_shape):
-            hint = " (one-hot width must equal the number of output units; use to_categorical(y, num_classes))" \
-                if loss_name == "categorical_crossentropy" else ""
-            raise ValueError(
-                f"{where}: {loss_name} expects {name} of shape (batch, {', '.join(map(str, out_shape))}) to match "
-                f"the model output, got {y.shape}{hint}"
-            )
-    elif loss_name in ("mean_squared_error", "mean_absolute_error", "huber") and label_shape != tuple(out_shape):
-        if not (label_shape == () and tuple(out_shape) == (1,)):
-            raise ValueError(
-                f"{where}: {loss_name} expects {name} of shape (batch, {', '.join(map(str, out_shape))}) to match "
-                f"the model output, got {y.shape}"
-            )

@@ -1,0 +1,218 @@
+"""`Engine`: the training state of one model and the compiled programs that move it.
+
+It holds the `TrainState`, places it (and data) on the devices, and builds the compiled steps, chunks
+of steps, whole epochs and evaluations from `loop.py`, cached per shape. Data sources drive it;
+the `Trainer` puts the Keras API on top. Nothing here syncs with the host unless asked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from jaxnet_lite import losses as losses_lib
+from jaxnet_lite import optimizers as optimizers_lib
+from jaxnet_lite.core import Layer, Variables, iter_layers
+from jaxnet_lite.training import loop
+from jaxnet_lite.training.state import TrainState
+from jaxnet_lite.training.step import MetricSet, Objective
+from jaxnet_lite.training.trainable import trainable_mask
+
+_SMALL_ARRAY_BYTES = 1 << 20  # below this, `jnp.asarray` moves an array to the device faster than `device_put`
+
+
+def choose_steps_per_execution(model: Layer, steps: int, backend: str | None = None) -> int:
+    """How many steps to run per dispatch ("auto").
+
+    Measured on a 2-core CPU (docs/design.md): a `lax` loop over steps made the tutorial MLP 2.3x faster
+    per step, but made conv models 7x slower, because XLA:CPU compiles convolution gradients inside loop
+    bodies poorly. So on CPU, a model with any layer that says `slow_in_cpu_loops` runs one step per
+    dispatch and others run up to 64 steps per dispatch; on accelerators loops behave, so up to 64 steps
+    run per dispatch always.
+    """
+    backend = backend or jax.default_backend()
+    if backend == "cpu" and any(layer.slow_in_cpu_loops for layer in iter_layers(model)):
+        return 1
+    return max(1, min(steps, 64))
+
+
+def means(host_sums: dict) -> dict[str, float]:
+    """Exact means from weighted sums already on the host, in sorted key order (as Keras logs them)."""
+    count = max(float(host_sums["count"]), 1.0)
+    return {k: float(host_sums[k]) / count for k in sorted(host_sums) if k != "count"}
+
+
+def read_logs(sums: dict) -> dict[str, float]:
+    """Means of device-side sums (one host transfer)."""
+    return means(jax.device_get(sums))
+
+
+class Engine:
+    """Train state, placement and compiled programs for one model, loss, optimizer and metric set."""
+
+    def __init__(self, model: Layer, loss: losses_lib.Loss, optimizer: optax.GradientTransformation,
+                 metric_set: MetricSet, *, seed: int = 0, steps_per_execution: int | str = "auto",
+                 mesh: Mesh | None = None, variables: Any = None, loss_weights: Any = None) -> None:
+        if steps_per_execution != "auto" and (not isinstance(steps_per_execution, int) or steps_per_execution < 1):
+            raise ValueError(f"steps_per_execution must be 'auto' or a positive int, got {steps_per_execution!r}")
+        self.model, self.loss, self.optimizer, self.metric_set = model, loss, optimizer, metric_set
+        self.objective = Objective.create(model, loss, loss_weights)
+        self.seed = seed
+        self.steps_per_execution = steps_per_execution
+        self.mesh = mesh if mesh is not None else (Mesh(np.array(jax.devices()), ("batch",))
+                                                    if jax.device_count() > 1 else None)
+        # XLA:CPU can deadlock with several multi-device programs in flight (see `settle`).
+        self._sync_dispatch = self.mesh is not None and self.mesh.devices.flat[0].platform == "cpu"
+        self._initial_variables = variables
+        self._train_state: TrainState | None = None
+        self.compiled: dict[Any, Any] = {}
+
+    # -- state ------------------------------------------------------------------------------------
+    def ensure_state(self, input_shape: Any) -> TrainState:
+        """Create the training state on first need; a model without a declared input shape waits for data."""
+        if self._train_state is None:
+            abstract = jax.eval_shape(lambda k: self.model.init(k, input_shape), jax.random.key(0))
+            mask = trainable_mask(self.model, abstract.params)
+            if not all(jax.tree.leaves(mask)):  # some layer has trainable=False: its params never move
+                self.optimizer = optimizers_lib.freeze(self.optimizer, mask)
+            ts = TrainState.create(self.model, self.optimizer, self.seed, input_shape=input_shape,
+                                   variables=self._initial_variables)
+            self._train_state = self.place(ts)
+        return self._train_state
+
+    @property
+    def has_state(self) -> bool:
+        return self._train_state is not None
+
+    @property
+    def train_state(self) -> TrainState:
+        if self._train_state is None:
+            raise RuntimeError(
+                f"{self.model.describe()} has no input shape yet: its variables are created by the first "
+                "fit/evaluate, or declare input_shape= on the first layer"
+            )
+        return self._train_state
+
+    @train_state.setter
+    def train_state(self, value: TrainState) -> None:
+        self._train_state = value
+
+    @property
+    def variables(self) -> Variables:
+        return Variables(self.train_state.params, self.train_state.state)
+
+    def zero_sums(self) -> dict[str, jax.Array]:
+        return self.place(loop.zero_sums(self.sum_names()))
+
+    def sum_names(self) -> list[str]:
+        return ["loss", "count", *self.metric_set.names]
+
+    # -- placement --------------------------------------------------------------------------------
+    def _replicated(self) -> Any:
+        return NamedSharding(self.mesh, PartitionSpec()) if self.mesh is not None else None
+
+    def place(self, tree: Any) -> Any:
+        """`tree` (already device arrays) replicated over the mesh, or as it is on one device."""
+        if self.mesh is None:
+            return tree
+        return jax.device_put(tree, self._replicated())
+
+    def to_device(self, tree: Any) -> Any:
+        """`tree` on the device (replicated over a mesh). Measured on CPU: `jnp.asarray` is quicker for a
+        small array (17 against 28 µs), but holds two copies of a large one (MNIST's 188 MB: 171 against
+        91 ms, and 390 against 184 MB of peak memory), so large arrays go through `device_put`."""
+
+        def put(a):
+            a = np.asarray(a) if not isinstance(a, jax.Array) else a
+            if self.mesh is not None:
+                return jax.device_put(a, self._replicated())
+            return jnp.asarray(a) if a.nbytes < _SMALL_ARRAY_BYTES else jax.device_put(a)
+
+        return jax.tree.map(put, tree)
+
+    def shard_batch(self, tree: Any) -> Any:
+        """Inside a compiled program: split the batch axis over the mesh's devices."""
+        if self.mesh is None:
+            return tree
+        spec = NamedSharding(self.mesh, PartitionSpec("batch"))
+        return jax.tree.map(lambda a: jax.lax.with_sharding_constraint(a, spec), tree)
+
+    def padded_batch_size(self, batch_size: int) -> int:
+        """`batch_size` rounded up to a multiple of the device count (the extra rows weigh 0)."""
+        devices = self.mesh.size if self.mesh is not None else 1
+        return -(-batch_size // devices) * devices
+
+    def settle(self, tree: Any) -> Any:
+        """`tree`, waited for when the mesh spans several CPU devices, so one dispatch is in flight at most.
+
+        On XLA:CPU, with several sharded programs queued, one device's launch can wait for a slot while
+        another device's program waits for it inside an all-reduce: `fit` of the tutorial CNN on 2 or 8
+        simulated CPU devices hung until XLA aborted (docs/design-notes.md). Accelerators are not affected.
+        """
+        if self._sync_dispatch:
+            jax.block_until_ready(tree)
+        return tree
+
+    # -- dispatch planning ------------------------------------------------------------------------
+    def steps_per_dispatch(self, steps: int) -> int:
+        if self.steps_per_execution == "auto":  # walks the model's layers: decide once per epoch length
+            return self.cached(("steps_per_execution", steps), lambda: choose_steps_per_execution(self.model, steps))
+        return min(int(self.steps_per_execution), steps)
+
+    def in_one_dispatch(self, k: int, steps: int, watched: bool) -> bool:
+        """Whether all `steps` run as one dispatch: they fit in `k`, or loops pay ("auto" chose k > 1) and
+        nobody watches between steps. One program then serves the epoch instead of a chunk and a tail."""
+        return k >= steps or (k > 1 and self.steps_per_execution == "auto" and not watched)
+
+    def output_shape(self, input_shape: Any) -> Any:
+        """The model's output shape for `input_shape` (no batch axis), remembered: the model's walk over
+        its layers took about a sixth of a small `evaluate` call's time."""
+        key = tuple(input_shape) if isinstance(input_shape, list) else input_shape
+        return self.cached(("output_shape", key), lambda: self.model.output_shape(input_shape))
+
+    # -- compiled programs (cached per shape) -------------------------------------------------------
+    def cached(self, key: tuple, build: Callable[[], Any]) -> Any:
+        if key not in self.compiled:
+            self.compiled[key] = build()
+        return self.compiled[key]
+
+    def train_epoch_fn(self, n: int, steps: int, batch_size: int, padded: int, shuffle: bool) -> Callable:
+        """`(ts, x, y, epoch) -> (ts, sums)`: a whole epoch over device arrays in one dispatch."""
+        return self.cached(("epoch", n, steps, batch_size, padded, shuffle), lambda: loop.make_train_epoch(
+            self.objective, self.metric_set, self.optimizer, self.sum_names(), n, steps, batch_size, padded,
+            shuffle, self.shard_batch))
+
+    def epoch_setup_fn(self, n: int, steps: int, batch_size: int, padded: int, shuffle: bool) -> Callable:
+        """`(rng, epoch) -> (index, weight, zero sums)` for epochs run in chunks."""
+        return self.cached(("setup", n, steps, batch_size, padded, shuffle), lambda: loop.make_epoch_setup(
+            self.sum_names(), n, steps, batch_size, padded, shuffle))
+
+    def train_chunk_fn(self, k: int) -> Callable:
+        """`(ts, sums, x, y, index, weight, start) -> (ts, sums)`: `k` steps over device arrays."""
+        return self.cached(("train", k), lambda: loop.make_train_chunk(
+            self.objective, self.metric_set, self.optimizer, k, self.shard_batch))
+
+    def train_batch_fn(self) -> Callable:
+        """`(ts, sums, x, y, weight) -> (ts, sums)`: one step on a batch that came from the host."""
+        return self.cached(("stream",), lambda: loop.make_train_batch(
+            self.objective, self.metric_set, self.optimizer))
+
+    def eval_all_fn(self, n: int, steps: int, batch_size: int, padded: int) -> Callable:
+        """`(params, state, x, y) -> sums`: a whole evaluation over device arrays in one dispatch."""
+        return self.cached(("eval_all", n, steps, batch_size, padded), lambda: loop.make_eval_all(
+            self.objective, self.metric_set, self.sum_names(), n, steps, batch_size, padded, self.shard_batch))
+
+    def eval_chunk_fn(self, k: int) -> Callable:
+        """`(params, state, sums, x, y, index, weight, start) -> sums`: `k` inference steps."""
+        return self.cached(("eval", k), lambda: loop.make_eval_chunk(
+            self.objective, self.metric_set, k, self.shard_batch))
+
+    def eval_batch_fn(self) -> Callable:
+        """`(params, state, sums, x, y, weight) -> sums`: inference on a batch that came from the host."""
+        return self.cached(("eval_stream",), lambda: loop.make_eval_batch(self.objective, self.metric_set))
