@@ -2,7 +2,8 @@
 
 Real MNIST comes from the project's reference data (`../shared/data`, or `$JAXNET_LITE_DATA_DIR`);
 those tests skip when it is absent. Everything else uses small files written here, or
-tensorflow-datasets' offline mocks.
+tensorflow-datasets' offline mocks. No test touches the network: `socket.create_connection` is
+replaced by a fake (`network`) that connects unless a test makes it fail.
 """
 
 from __future__ import annotations
@@ -10,8 +11,13 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
+import re
+import socket
 import sys
+import threading
+import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -25,6 +31,7 @@ from jaxnet_lite.datasets import (
     iris,
     mnist,
 )
+from jaxnet_lite.datasets import _cache, _network
 from jaxnet_lite.datasets import tfds as tfds_arrays
 from jaxnet_lite.files import atomic_open
 
@@ -54,6 +61,33 @@ def isolated_env(tmp_path, monkeypatch):
     monkeypatch.setenv("JAXNET_LITE_CACHE_DIR", str(cache))
     monkeypatch.delenv("JAXNET_LITE_DATA_DIR", raising=False)
     return cache
+
+
+class FakeNetwork:
+    """Stands in for `socket.create_connection`: records each attempt; connects unless `error` is set."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[tuple[str, int], float | None]] = []
+        self.error: OSError | None = None
+
+    def __call__(self, address, timeout=None, *args, **kwargs):
+        self.calls.append((tuple(address), timeout))
+        if self.error is not None:
+            raise self.error
+        return SimpleNamespace(close=lambda: None)
+
+
+@pytest.fixture(autouse=True)
+def network(monkeypatch):
+    """No real connections, no proxies from the environment, and a fresh once-per-process probe."""
+    for var in ("http_proxy", "https_proxy", "all_proxy", "no_proxy"):
+        monkeypatch.delenv(var, raising=False)
+        monkeypatch.delenv(var.upper(), raising=False)
+    fake = FakeNetwork()
+    monkeypatch.setattr(socket, "create_connection", fake)
+    _network._probe.cache_clear()
+    yield fake
+    _network._probe.cache_clear()
 
 
 def write_mnist_like(directory: Path, *, n_train=5, n_test=3, gz=True, seed=0, **override) -> dict:
@@ -116,11 +150,7 @@ def test_mnist_second_load_reads_the_cache(isolated_env, monkeypatch):
     first = mnist.load_data(path=MNIST_DIR)
     cached = list(isolated_env.iterdir())
     assert len(cached) == 1 and cached[0].suffix == ".npz", cached
-
-    def no_idx(*args, **kwargs):
-        raise AssertionError("read the IDX files although a cache entry exists")
-
-    monkeypatch.setattr(idx, "read_idx", no_idx)
+    forbid_idx_reads(monkeypatch)
     second = mnist.load_data(path=MNIST_DIR)
     assert_same(second, dict(zip(STEMS, (*first[0], *first[1]))))
     assert np.bincount(second[1][1], minlength=10).tolist() == MNIST_TEST_HISTOGRAM
@@ -146,15 +176,68 @@ def test_env_dir_names_the_dataset_subdirectory(tmp_path, monkeypatch):
     assert len(fashion_mnist.class_names) == 10
 
 
-def test_cache_is_keyed_by_the_source_files(tmp_path, isolated_env):
-    first = write_mnist_like(tmp_path, seed=1)
+def forbid_idx_reads(monkeypatch):
+    """Make reading an IDX file fail the test: the data must come from the cache."""
+
+    def no_idx(*args, **kwargs):
+        raise AssertionError("read the IDX files although a cache entry exists")
+
+    monkeypatch.setattr(idx, "read_idx", no_idx)
+
+
+def test_changed_content_replaces_the_cache_entry(tmp_path, isolated_env):
+    first = write_mnist_like(tmp_path / "mnist", seed=1)
+    write_mnist_like(tmp_path / "fashion_mnist", seed=2)
+    fashion_mnist.load_data(path=tmp_path)
     assert_same(mnist.load_data(path=tmp_path), first)
     assert_same(mnist.load_data(path=tmp_path), first)  # from the cache
+    (first_entry,) = isolated_env.glob("mnist-*.npz")
     changed = np.full(5, 7, dtype=np.uint8)
-    idx.write_idx(tmp_path / (STEMS["y_train"] + ".gz"), changed)  # new size/mtime: new key
+    idx.write_idx(tmp_path / "mnist" / (STEMS["y_train"] + ".gz"), changed)  # new content: new key
     (_, y_train), _ = mnist.load_data(path=tmp_path)
     np.testing.assert_array_equal(y_train, changed)
-    assert len(list(isolated_env.glob("mnist-*.npz"))) == 2
+    (entry,) = isolated_env.glob("mnist-*.npz")  # one entry per dataset: the old one is gone
+    assert entry != first_entry
+    assert len(list(isolated_env.glob("fashion_mnist-*.npz"))) == 1  # another dataset's entry stays
+
+
+def test_copies_of_the_same_data_share_one_cache_entry(tmp_path, isolated_env, monkeypatch):
+    arrays = write_mnist_like(tmp_path / "a", seed=1)
+    write_mnist_like(tmp_path / "b", seed=1)  # the same bytes, another path and mtime
+    os.utime(tmp_path / "b" / (STEMS["x_train"] + ".gz"), ns=(0, 0))
+    assert_same(mnist.load_data(path=tmp_path / "a"), arrays)
+    forbid_idx_reads(monkeypatch)
+    assert_same(mnist.load_data(path=tmp_path / "b"), arrays)
+    assert len(list(isolated_env.iterdir())) == 1
+
+
+def test_a_new_entry_removes_entries_left_by_older_versions(tmp_path, isolated_env):
+    isolated_env.mkdir()
+    stale = isolated_env / "mnist-863b66094f494d86cbcc.npz"  # keyed by path and mtime before
+    stale.write_bytes(b"55 MB of arrays")
+    unrelated = isolated_env / "notes.txt"
+    unrelated.write_text("not ours to delete")
+    write_mnist_like(tmp_path / "mnist")
+    mnist.load_data(path=tmp_path)
+    assert not stale.exists() and unrelated.exists()
+    assert len(list(isolated_env.glob("mnist-*.npz"))) == 1
+
+
+def test_content_digest_covers_every_byte_and_the_file_boundaries(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.write_bytes(b"xy")
+    b.write_bytes(b"z")
+    digest = _cache.content_digest([a, b])
+    assert len(digest) == 20
+    b.write_bytes(b"w")
+    assert _cache.content_digest([a, b]) != digest
+    a.write_bytes(b"x")
+    b.write_bytes(b"yz")  # the same bytes in all, split differently
+    assert _cache.content_digest([a, b]) != digest
+    assert _cache.content_digest([b, a]) != _cache.content_digest([a, b])  # the order counts
+    a.write_bytes(b"xy")
+    b.write_bytes(b"z")
+    assert _cache.content_digest([a, b]) == digest
 
 
 def test_unwritable_cache_leaves_no_partial_file(tmp_path, isolated_env, monkeypatch):
@@ -287,6 +370,22 @@ def test_missing_file(tmp_path):
         mnist.load_data(path=tmp_path / "no-such-dir")
 
 
+def test_path_to_a_file_says_so_and_what_it_expected(tmp_path):
+    write_mnist_like(tmp_path)
+    expected = (
+        r"expected a directory holding train-images-idx3-ubyte, train-labels-idx1-ubyte, "
+        r"t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte \(each raw or \.gz\), directly or in DIR/mnist/"
+    )
+    one_file = tmp_path / (STEMS["x_train"] + ".gz")
+    message = rf"path={re.escape(repr(str(one_file)))}\): is a file, not a directory; {expected}"
+    with pytest.raises(DatasetNotFoundError, match=message) as info:
+        mnist.load_data(path=one_file)
+    assert str(info.value).endswith(f"pass the directory that holds it: path={str(tmp_path)!r}")
+    (tmp_path / "notes.txt").write_text("hello")
+    with pytest.raises(DatasetNotFoundError, match=rf"notes\.txt'\): is a file, not a directory; {expected}$"):
+        mnist.load_data(path=tmp_path / "notes.txt")
+
+
 def test_no_partial_cache_after_a_bad_file(tmp_path, isolated_env):
     write_mnist_like(tmp_path, y_train=np.zeros(4, np.uint8))
     with pytest.raises(DatasetError):
@@ -307,6 +406,114 @@ def test_error_names_all_three_options_without_tfds(tmp_path, monkeypatch):
     assert f"JAXNET_LITE_DATA_DIR={str(tmp_path)!r} has no mnist/ subdirectory" in message
     assert "tensorflow-datasets is not installed" in message
     assert "pip install tensorflow-datasets" in message
+
+
+# Offline, tfds would retry each download for minutes; the loaders probe the download host once
+# (a fake connection here) and fail at once, unless the data is already prepared locally.
+
+
+@pytest.fixture
+def tfds_not_prepared(monkeypatch):
+    """tensorflow-datasets whose builders report no prepared data, and whose downloads are recorded."""
+    tfds = pytest.importorskip("tensorflow_datasets")
+    monkeypatch.setattr(tfds.core.DatasetBuilder, "is_prepared", lambda self: False)
+    downloads = []
+
+    def data_source(name, **kwargs):
+        downloads.append(name)
+        raise ConnectionError("gave up after minutes of retries")
+
+    monkeypatch.setattr(tfds, "data_source", data_source)
+    return downloads
+
+
+def test_offline_tfds_fails_fast_with_the_three_options(network, tfds_not_prepared):
+    network.error = socket.gaierror(-2, "Name or service not known")
+    start = time.monotonic()
+    with pytest.raises(DatasetNotFoundError) as info:
+        mnist.load_data()
+    elapsed = time.monotonic() - start
+    message = str(info.value)
+    assert elapsed < 5, f"took {elapsed:.1f} s"
+    assert "mnist: no data found. Provide it in one of three ways:" in message
+    assert "1. mnist.load_data(path=DIR)" in message and "2. the environment variable" in message
+    assert "3. tensorflow-datasets" in message
+    assert "no network: cannot connect to storage.googleapis.com:443 (gaierror: " in message
+    assert tfds_not_prepared == [], "tried to download although the probe found no network"
+    assert network.calls == [(("storage.googleapis.com", 443), _network.PROBE_TIMEOUT_S)]
+
+
+def test_network_probe_runs_once_per_process(network, tfds_not_prepared):
+    network.error = ConnectionRefusedError(111, "Connection refused")
+    for _ in range(3):
+        with pytest.raises(DatasetNotFoundError, match="no network: cannot connect"):
+            mnist.load_data()
+    assert len(network.calls) == 1
+    with pytest.raises(DatasetNotFoundError, match="no network: cannot connect to fashion-mnist"):
+        fashion_mnist.load_data()  # another download host: probed once, too
+    assert len(network.calls) == 2
+
+
+def test_probe_is_bounded_when_the_name_lookup_hangs(network, monkeypatch):
+    release = threading.Event()
+
+    def hanging_lookup(*args, **kwargs):
+        release.wait(30)
+        raise socket.gaierror(-3, "Temporary failure in name resolution")
+
+    monkeypatch.setattr(socket, "create_connection", hanging_lookup)
+    monkeypatch.setattr(_network, "PROBE_TIMEOUT_S", 0.2)
+    start = time.monotonic()
+    try:
+        reason = _network.unreachable("https://storage.googleapis.com/cvdf-datasets/mnist/")
+    finally:
+        release.set()
+        for thread in threading.enumerate():
+            if thread.name.startswith("jaxnet_lite-probe-"):
+                thread.join(5)
+    assert time.monotonic() - start < 2
+    assert reason == "no network: storage.googleapis.com:443 did not answer within 0.2 s"
+
+
+def test_probe_goes_to_the_proxy_when_one_is_set(network, monkeypatch):
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
+    assert _network.unreachable("https://storage.googleapis.com/x") is None
+    monkeypatch.setenv("NO_PROXY", "example.org")
+    assert _network.unreachable("https://example.org/data.gz") is None
+    monkeypatch.setenv("http_proxy", "proxy.internal:8080")  # no scheme
+    assert _network.unreachable("http://fashion-mnist.example/") is None
+    assert [address for address, _ in network.calls] == [
+        ("proxy.internal", 3128), ("example.org", 443), ("proxy.internal", 8080),
+    ]
+
+
+def test_prepared_tfds_data_needs_no_network(tmp_path, network):
+    tfds = pytest.importorskip("tensorflow_datasets")
+    pytest.importorskip("array_record")
+
+    class JaxnetLiteTinyDigits(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+        """Five train and three test examples, generated here: prepared without any download."""
+
+        VERSION = tfds.core.Version("1.0.0")
+
+        def _info(self):
+            features = {"image": tfds.features.Tensor(shape=(28, 28, 1), dtype=np.uint8),
+                        "label": tfds.features.ClassLabel(num_classes=10)}
+            return tfds.core.DatasetInfo(builder=self, features=tfds.features.FeaturesDict(features))
+
+        def _split_generators(self, dl_manager):
+            return {"train": self._generate_examples(5), "test": self._generate_examples(3)}
+
+        def _generate_examples(self, n):
+            rng = np.random.default_rng(n)
+            for i in range(n):
+                yield i, {"image": rng.integers(0, 256, (28, 28, 1), dtype=np.uint8), "label": i}
+
+    JaxnetLiteTinyDigits(data_dir=tmp_path).download_and_prepare(file_format="array_record")
+    network.error = socket.gaierror(-2, "Name or service not known")
+    images, labels = tfds_arrays.load("jaxnet_lite_tiny_digits", "train", data_dir=tmp_path)
+    assert images.shape == (5, 28, 28) and sorted(labels.tolist()) == [0, 1, 2, 3, 4]
+    assert network.calls == [], "probed the network although the data is prepared locally"
 
 
 def test_error_when_tfds_fails_keeps_the_cause(monkeypatch):

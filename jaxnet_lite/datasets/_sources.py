@@ -2,7 +2,8 @@
 
 Shared by `mnist` and `fashion_mnist`, which differ only in their names. Whatever the source,
 the result is Keras' layout: `(x_train, y_train), (x_test, y_test)`, images (N, 28, 28) uint8,
-labels (N,) uint8. IDX files are decoded once and then read from the `.npz` cache (`_cache`).
+labels (N,) uint8. IDX files are decoded once and then read from the `.npz` cache (`_cache`),
+one entry per dataset, keyed by the files' content.
 """
 
 from __future__ import annotations
@@ -52,6 +53,8 @@ def load_mnist_format(name: str, path: str | os.PathLike | None, *, tfds_name: s
     try:
         x_train, y_train = tfds_arrays.load(tfds_name, "train")
         x_test, y_test = tfds_arrays.load(tfds_name, "test")
+    except DatasetNotFoundError as err:  # not prepared locally, and no network to download it
+        _not_found(name, env_note, f"tensorflow-datasets: {err}", cause=err)
     except Exception as err:  # tfds fails in many ways offline (download, prepare, imports)
         _not_found(name, env_note, f"tensorflow-datasets failed: {type(err).__name__}: {err}", cause=err)
     where = f"tensorflow-datasets {tfds_name!r}"
@@ -64,10 +67,26 @@ def load_mnist_format(name: str, path: str | os.PathLike | None, *, tfds_name: s
 def _explicit_dir(name: str, path: Path) -> Path:
     """The directory holding the IDX files: `path` itself, or `path/<name>/`."""
     if not path.is_dir():
-        raise DatasetNotFoundError(f"{name}.load_data(path={str(path)!r}): no such directory")
+        raise DatasetNotFoundError(_not_a_directory(name, path))
     if any(idx.find_idx_file(path, stem) for stem in _ALL_STEMS) or not (path / name).is_dir():
         return path
     return path / name
+
+
+def _not_a_directory(name: str, path: Path) -> str:
+    """Why `path` cannot be the `path=` argument, and what that argument must name."""
+    where = f"{name}.load_data(path={str(path)!r})"
+    expected = (
+        f"expected a directory holding {', '.join(_ALL_STEMS)} (each raw or .gz), directly or in DIR/{name}/"
+    )
+    if not path.exists():
+        return f"{where}: no such directory; {expected}"
+    if not path.is_file():
+        return f"{where}: not a directory; {expected}"
+    hint = ""
+    if path.name.removesuffix(".gz") in _ALL_STEMS:
+        hint = f"; pass the directory that holds it: path={str(path.parent)!r}"
+    return f"{where}: is a file, not a directory; {expected}{hint}"
 
 
 def _load_idx_dir(name: str, directory: Path) -> tuple[Split, Split]:

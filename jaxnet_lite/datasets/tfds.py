@@ -3,6 +3,8 @@
 `tfds.data_source` gives random access to a prepared dataset (ArrayRecord files; it downloads
 and prepares them on first use, which needs a machine that is online). This module reads such a
 source into NumPy arrays, or batches of them. tensorflow-datasets is imported only when used.
+A dataset that is not prepared locally while its download host does not answer fails at once
+(see `_network`), instead of after tfds' minutes of download retries.
 """
 
 from __future__ import annotations
@@ -14,11 +16,14 @@ from typing import Any
 
 import numpy as np
 
-from jaxnet_lite.datasets._errors import DatasetError
+from jaxnet_lite.datasets import _network
+from jaxnet_lite.datasets._errors import DatasetError, DatasetNotFoundError
 
 __all__ = ["import_tfds", "load"]
 
 Batch = tuple[np.ndarray, ...]
+# Probed when a builder names no download URL of its own: tfds' storage host.
+_DEFAULT_DOWNLOAD_URL = "https://storage.googleapis.com/"
 
 
 def import_tfds() -> ModuleType:
@@ -49,7 +54,8 @@ def load(
     is None. A grayscale `"image"` of shape (H, W, 1) is squeezed to (H, W), as Keras' loaders
     give it, so MNIST from tfds has the layout of MNIST from the IDX files (in tfds' example
     order, which tfds shuffles when preparing). Other features keep tfds' shape and dtype
-    (labels are int64).
+    (labels are int64). A dataset not prepared locally whose download host does not answer
+    (checked once per process) raises `DatasetNotFoundError` at once.
     """
     if not isinstance(split, str):
         raise TypeError(f"tfds.load({name!r}): split must be a string such as 'train', got {split!r}")
@@ -65,12 +71,31 @@ def load(
             )
 
     tfds = import_tfds()
-    source = tfds.data_source(name, split=split, data_dir=None if data_dir is None else os.fspath(data_dir))
+    data_dir = None if data_dir is None else os.fspath(data_dir)
+    _check_obtainable(tfds, name, data_dir)
+    source = tfds.data_source(name, split=split, data_dir=data_dir)
     where = f"tfds {name!r} split {split!r}"
     if as_iterator:
         return _iterate(source, keys, batch_size, where)
     examples = [_pick(source[i], keys, where) for i in range(len(source))]
     return _stack(examples, keys, where)
+
+
+def _check_obtainable(tfds: ModuleType, name: str, data_dir: str | None) -> None:
+    """Raise DatasetNotFoundError when `name` is neither prepared in `data_dir` nor downloadable now.
+
+    Prepared data needs no network, so it is looked for first; only then is the download host
+    probed (once per process), so that offline the error comes in seconds, not after retries.
+    """
+    builder = tfds.builder(name, data_dir=data_dir)
+    if builder.is_prepared():
+        return
+    url = getattr(builder, "URL", None)
+    reason = _network.unreachable(url if isinstance(url, str) and "://" in url else _DEFAULT_DOWNLOAD_URL)
+    if reason is not None:
+        raise DatasetNotFoundError(
+            f"tfds {name!r} is not prepared in {builder.data_dir_root} and cannot be downloaded: {reason}"
+        )
 
 
 def _pick(example: dict[str, Any], keys: tuple[str, ...], where: str) -> Batch:
