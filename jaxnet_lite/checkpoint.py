@@ -16,7 +16,9 @@ shape, a description of the tree structure and the user's metadata dict.
   atomically: temp file in the same directory, fsync, ``os.replace``.
 * ``restore(path)`` returns plain containers (see ``restore``);
   ``restore(path, target)`` checks names, shapes and dtypes against ``target``
-  and rebuilds the target's exact tree structure.
+  and rebuilds the target's exact tree structure; ``only=`` reads a few
+  top-level entries (e.g. the params of a training state) and nothing else.
+* ``read_metadata`` and ``read_entries`` read the JSON header only.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import os
 import struct
 import zipfile
 from collections import OrderedDict, defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +43,7 @@ import numpy as np
 from jaxnet_lite._version import __version__
 from jaxnet_lite.files import atomic_open
 
-__all__ = ["CheckpointError", "save", "restore", "read_metadata"]
+__all__ = ["CheckpointError", "CheckpointMismatchError", "save", "restore", "read_metadata", "read_entries"]
 
 FORMAT = "jaxnet_lite.checkpoint"
 FORMAT_VERSION = 1
@@ -55,6 +57,21 @@ _ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")  # a zip with members / an empty zi
 
 class CheckpointError(ValueError):
     """A checkpoint cannot be written, read, or does not match the target."""
+
+
+class CheckpointMismatchError(CheckpointError):
+    """The stored leaves differ from the target's; ``problems`` says how, one line each."""
+
+    def __init__(self, path: Path, problems: list[str], message: str | None = None) -> None:
+        self.path, self.problems = path, problems
+        super().__init__(message or f"Checkpoint '{path}' does not match the target: {self.listing()}")
+
+    def listing(self) -> str:
+        """``N mismatch(es):`` and the first few problems, one indented line each."""
+        lines = [f"  - {p}" for p in self.problems[:_MAX_LISTED]]
+        if len(self.problems) > _MAX_LISTED:
+            lines.append(f"  ... and {len(self.problems) - _MAX_LISTED} more")
+        return f"{len(self.problems)} mismatch(es):\n" + "\n".join(lines)
 
 
 # --------------------------------------------------------------------- keys
@@ -101,6 +118,8 @@ def _dtype_name(dtype: Any) -> str:
 
 # ---------------------------------------------------------------- structure
 
+_NAMED_CHILDREN = {"dict": "keys", "namedtuple": "fields", "node": "entries"}  # where the names are
+
 
 def _describe(node: Any, path: tuple, leaves: list) -> dict:
     """JSON description of ``node``; appends ``(path, leaf)`` in flatten order."""
@@ -139,23 +158,22 @@ def _rebuild(desc: dict, values: dict[str, jax.Array]) -> Any:
         return children
     if kind == "tuple":
         return tuple(children)
-    names = {"dict": "keys", "namedtuple": "fields", "node": "entries"}[kind]
-    return dict(zip(desc[names], children, strict=True))
+    return dict(zip(desc[_NAMED_CHILDREN[kind]], children, strict=True))
 
 
 # ------------------------------------------------------------------- leaves
 
 
-def _encode(path: tuple, leaf: Any) -> tuple[np.ndarray, dict]:
-    """Stored array and metadata for one leaf; refuses what cannot round-trip."""
+def _encode(where: str, path: tuple, leaf: Any) -> tuple[np.ndarray, dict]:
+    """Stored array and metadata for one leaf; refuses (``where: ...``) what cannot round-trip."""
     if isinstance(leaf, jax.Array) and jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
         data = np.asarray(jax.random.key_data(leaf))
         return data, {"dtype": str(leaf.dtype), "shape": list(leaf.shape),
                       "encoding": "prng_key", "key_impl": str(jax.random.key_impl(leaf))}
     if not isinstance(leaf, (jax.Array, np.ndarray, np.generic, *_PY_SCALAR_KINDS)):
         raise CheckpointError(
-            f"Cannot save leaf {jtu.keystr(path) or '<root>'} of type "
-            f"{type(leaf).__qualname__}: only arrays and Python/NumPy scalars are stored."
+            f"{where}: leaf {jtu.keystr(path) or '<root>'} is of type "
+            f"{type(leaf).__qualname__}; only arrays and Python/NumPy scalars are stored."
         )
     arr = np.asarray(leaf)
     dtype = arr.dtype
@@ -165,7 +183,7 @@ def _encode(path: tuple, leaf: Any) -> tuple[np.ndarray, dict]:
     if dtype.itemsize in _UINT_OF_WIDTH and getattr(ml_dtypes, dtype.name, None) is dtype.type:
         return arr.view(_UINT_OF_WIDTH[dtype.itemsize]), {**info, "encoding": "view"}
     raise CheckpointError(
-        f"Cannot save leaf {jtu.keystr(path) or '<root>'}: dtype {dtype} cannot be "
+        f"{where}: leaf {jtu.keystr(path) or '<root>'} has dtype {dtype}, which cannot be "
         "stored without pickle."
     )
 
@@ -207,19 +225,20 @@ def save(path: str | os.PathLike, tree: Any, metadata: Mapping[str, Any] | None 
 
     ``path`` is used exactly as given (no ``.npz`` suffix is added) and its parent
     directories are created. ``metadata`` is a JSON-serialisable dict, returned
-    by ``read_metadata``. Leaves must be arrays or Python/NumPy scalars.
+    by ``read_metadata``. Leaves must be arrays or Python/NumPy scalars. Errors
+    name ``path``; an OSError keeps its class (see ``files.atomic_open``, which
+    also removes temporaries left by saves of ``path`` that were killed).
     """
     path = Path(path)
+    where = f"Cannot save to '{path}'"
     if metadata is not None and not isinstance(metadata, Mapping):
-        raise CheckpointError(
-            f"Cannot save to '{path}': metadata must be a dict, got {type(metadata).__name__}."
-        )
+        raise CheckpointError(f"{where}: metadata must be a dict, got {type(metadata).__name__}.")
     leaves: list[tuple[tuple, Any]] = []
     structure = _describe(tree, (), leaves)
-    keys = _unique_keys([p for p, _ in leaves], f"Cannot save to '{path}'")
+    keys = _unique_keys([p for p, _ in leaves], where)
     arrays, infos = {}, []
     for key, (leaf_path, leaf) in zip(keys, leaves):
-        arrays[key], info = _encode(leaf_path, leaf)
+        arrays[key], info = _encode(where, leaf_path, leaf)
         infos.append({"key": key, **info})
     header = {
         "format": FORMAT,
@@ -232,9 +251,7 @@ def save(path: str | os.PathLike, tree: Any, metadata: Mapping[str, Any] | None 
     try:
         blob = json.dumps(header).encode("utf-8")
     except (TypeError, ValueError) as e:
-        raise CheckpointError(
-            f"Cannot save to '{path}': metadata is not JSON-serialisable ({e})."
-        ) from e
+        raise CheckpointError(f"{where}: metadata is not JSON-serialisable ({e}).") from e
     arrays[METADATA_KEY] = np.frombuffer(blob, dtype=np.uint8)
     with atomic_open(path) as f:
         _write_npz(f, arrays)
@@ -286,8 +303,19 @@ def _read_member(zf: zipfile.ZipFile, key: str) -> np.ndarray:
     return np.lib.format.read_array(io.BytesIO(zf.read(key + ".npy")), allow_pickle=False)
 
 
-def _load(path: str | os.PathLike, with_arrays: bool = True) -> tuple[dict, dict[str, np.ndarray]]:
-    """Read the JSON header and (optionally) every stored leaf array."""
+def _every_key(key: str) -> bool:
+    """Read every leaf."""
+    return True
+
+
+def _no_key(key: str) -> bool:
+    """Read the header only."""
+    return False
+
+
+def _load(path: str | os.PathLike,
+          wanted: Callable[[str], bool] = _every_key) -> tuple[dict, dict[str, np.ndarray]]:
+    """Read the JSON header and the leaf arrays whose keys are ``wanted``; other leaves stay unread."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"No checkpoint file at '{path}'.")
@@ -309,15 +337,24 @@ def _load(path: str | os.PathLike, with_arrays: bool = True) -> tuple[dict, dict
                     f"Checkpoint '{path}' has format_version {header.get('format_version')!r}; "
                     f"this jaxnet_lite reads version {FORMAT_VERSION}."
                 )
-            arrays = {}
-            if with_arrays:
-                arrays = {i["key"]: _read_member(zf, i["key"]) for i in header["leaves"]}
+            keys = [i["key"] for i in header["leaves"] if wanted(i["key"])]
+            arrays = {key: _read_member(zf, key) for key in keys}
     return header, arrays
 
 
 def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
     """The user ``metadata`` dict stored by ``save`` (leaf data is not read)."""
-    return _load(path, with_arrays=False)[0]["metadata"]
+    return _load(path, _no_key)[0]["metadata"]
+
+
+def read_entries(path: str | os.PathLike) -> list[Any]:
+    """Names of the saved tree's top-level entries (dict keys, NamedTuple fields), leaf data unread.
+
+    Empty when the tree is a leaf, a list or a tuple. Lets a reader tell what a file holds
+    (``["params", "state"]``, or a training state's fields) before restoring it.
+    """
+    structure = _load(path, _no_key)[0]["structure"]
+    return list(structure.get(_NAMED_CHILDREN.get(structure["type"], ""), []))
 
 
 def _expected(leaf: Any) -> tuple[tuple[int, ...], str, Callable[[str], bool]] | None:
@@ -363,33 +400,57 @@ def _mismatches(saved: dict[str, dict], target: dict[str, Any]) -> list[str]:
     return problems
 
 
-def restore(path: str | os.PathLike, target: Any = None) -> Any:
+def _top_entry(key: str) -> str:
+    """``'params/dense/kernel'`` -> ``'params'`` (``/`` inside a name is escaped, so this is exact)."""
+    return key.split("/", 1)[0]
+
+
+def _only_entries(structure: dict, only: Collection[Any], path: Path) -> dict:
+    """A dict structure with just the top-level entries named in ``only``; refuses absent names."""
+    names = structure.get(_NAMED_CHILDREN.get(structure["type"], ""), [])
+    children = dict(zip(names, structure.get("children", [])))
+    missing = [name for name in only if name not in children]
+    if missing:
+        raise CheckpointError(
+            f"Checkpoint '{path}' has no top-level entry {', '.join(map(repr, missing))} "
+            f"(its entries: {', '.join(map(repr, names)) or 'none'})."
+        )
+    return {"type": "dict", "keys": list(only), "children": [children[name] for name in only]}
+
+
+def restore(path: str | os.PathLike, target: Any = None, *,
+            only: Collection[Any] | None = None) -> Any:
     """Read a checkpoint written by ``save``; leaves come back as jax arrays.
 
     Without ``target``: dicts, lists, tuples and None are rebuilt as saved;
     NamedTuples (e.g. Optax states) and other custom nodes come back as dicts of
     their fields. With ``target`` (same structure; leaves are arrays, scalars or
     ``jax.ShapeDtypeStruct``s): every key, shape and dtype is checked, and the
-    result has the target's exact treedef. Mismatches raise ``CheckpointError``.
+    result has the target's exact treedef. Mismatches raise
+    ``CheckpointMismatchError``. ``only`` names top-level entries (dict keys,
+    NamedTuple fields) to restore, e.g. ``("params", "state")`` of a training
+    state: the other entries are neither read nor compared, and without
+    ``target`` the result is a dict of just those entries.
     Float64/int64 values follow JAX's x64 setting when converted to jax arrays.
     """
     path = Path(path)
-    header, arrays = _load(path)
+    if isinstance(only, str):
+        only = (only,)
+    tops = None if only is None else {_key_string((name,)) for name in only}
+    wanted = _every_key if tops is None else (lambda key: _top_entry(key) in tops)
+    header, arrays = _load(path, wanted)
     with _corruption_guard(path):
-        infos = {i["key"]: i for i in header["leaves"]}
+        infos = {i["key"]: i for i in header["leaves"] if wanted(i["key"])}
         if target is None:
+            structure = header["structure"]
+            if only is not None:
+                structure = _only_entries(structure, only, path)
             values = {k: _decode(arrays[k], i) for k, i in infos.items()}
-            return _rebuild(header["structure"], values)
+            return _rebuild(structure, values)
     flat, treedef = jtu.tree_flatten_with_path(target)
     keys = _unique_keys([p for p, _ in flat], f"Cannot restore '{path}'")
     problems = _mismatches(infos, dict(zip(keys, (leaf for _, leaf in flat))))
     if problems:
-        lines = [f"  - {p}" for p in problems[:_MAX_LISTED]]
-        if len(problems) > _MAX_LISTED:
-            lines.append(f"  ... and {len(problems) - _MAX_LISTED} more")
-        raise CheckpointError(
-            f"Checkpoint '{path}' does not match the target: {len(problems)} mismatch(es):\n"
-            + "\n".join(lines)
-        )
+        raise CheckpointMismatchError(path, problems)
     with _corruption_guard(path):
         return jtu.tree_unflatten(treedef, [_decode(arrays[k], infos[k]) for k in keys])

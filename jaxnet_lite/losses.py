@@ -109,6 +109,11 @@ def check_integer_labels(loss_name: str, out_shape: tuple, y: Any, where: str, n
             f"for model output (batch, {_dims(out_shape)}), got {name} of shape {y.shape}"
         )
     y = np.asarray(y)  # integer labels are small next to x; their range needs their values
+    if np.issubdtype(y.dtype, np.floating) and y.size:
+        fractional = y[y != np.round(y)]
+        if fractional.size:
+            raise ValueError(f"{where}: {loss_name} expects whole-number class labels, but {name} holds "
+                             f"{fractional.flat[0].item()!r}")
     if y.size and (y.min() < 0 or y.max() >= classes):
         raise ValueError(
             f"{where}: {name} holds labels from {int(y.min())} to {int(y.max())}, but the model outputs "

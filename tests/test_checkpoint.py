@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import errno
 import os
 import signal
 import subprocess
 import sys
+import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -17,8 +19,10 @@ import numpy as np
 import optax
 import pytest
 
-from jaxnet_lite import checkpoint
+from jaxnet_lite import Sequential, checkpoint
+from jaxnet_lite.callbacks import ModelCheckpoint
 from jaxnet_lite.checkpoint import CheckpointError
+from jaxnet_lite.layers import BatchNormalization, Dense
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -299,6 +303,86 @@ def test_sigkill_while_writing_leaves_a_complete_checkpoint(tmp_path):
     np.testing.assert_array_equal(restored["b"], np.full(1 << 19, 2, np.int32))
 
 
+def _assert_names_path_not_temporary(err: BaseException, path: Path) -> None:
+    assert f"'{path}'" in str(err) and ".tmp" not in str(err), str(err)
+
+
+def test_save_errors_name_the_path_not_the_temporary(tmp_path, monkeypatch):
+    tree = {"w": jnp.ones(3)}
+    (tmp_path / "a_dir").mkdir()
+    with pytest.raises(IsADirectoryError) as info:
+        checkpoint.save(tmp_path / "a_dir", tree)
+    _assert_names_path_not_temporary(info.value, tmp_path / "a_dir")
+
+    path = tmp_path / "ck.npz"
+
+    def read_only_dir(dir, prefix, suffix):
+        raise PermissionError(errno.EACCES, "Permission denied", os.path.join(dir, prefix + "abc" + suffix))
+
+    monkeypatch.setattr(tempfile, "mkstemp", read_only_dir)
+    with pytest.raises(PermissionError) as info:
+        checkpoint.save(path, tree)
+    _assert_names_path_not_temporary(info.value, path)
+    monkeypatch.undo()
+
+    def disk_full(fp, arr):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(checkpoint, "_write_array", disk_full)
+    with pytest.raises(OSError, match="No space left on device") as info:
+        checkpoint.save(path, tree)
+    assert info.value.errno == errno.ENOSPC
+    _assert_names_path_not_temporary(info.value, path)
+    monkeypatch.undo()
+
+    with pytest.raises(CheckpointError, match=r"\['name'\]") as info:
+        checkpoint.save(path, {"name": "dense"})
+    _assert_names_path_not_temporary(info.value, path)
+    assert _temp_files(tmp_path) == [] and not path.exists()
+
+
+_KILLED_WRITER = """
+import sys, time
+import numpy as np
+from jaxnet_lite import checkpoint
+
+real_write = checkpoint._write_array
+
+def slow_disk(fp, arr):  # a slow disk: each array takes a while to land
+    real_write(fp, arr)
+    print("wrote", flush=True)
+    time.sleep(30)
+
+checkpoint._write_array = slow_disk
+checkpoint.save(sys.argv[1], {f"layer{i}": np.full(1 << 21, i, np.float32) for i in range(8)})
+print("saved", flush=True)
+"""
+
+
+def test_next_save_removes_the_temporary_of_a_killed_save(tmp_path):
+    path = tmp_path / "big.npz"
+    env = {**os.environ, "JAX_PLATFORMS": "cpu",
+           "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen([sys.executable, "-c", _KILLED_WRITER, str(path)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "wrote", proc.stderr.read()
+        os.kill(proc.pid, signal.SIGKILL)
+        assert proc.wait(timeout=10) == -signal.SIGKILL
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()
+    (orphan,) = _temp_files(tmp_path)
+    assert (tmp_path / orphan).stat().st_size >= 8 << 20 and not path.exists()  # killed mid-write
+
+    checkpoint.save(path, {"w": jnp.arange(3.0)})
+    assert _temp_files(tmp_path) == []
+    np.testing.assert_array_equal(checkpoint.restore(path)["w"], np.arange(3.0))
+
+
 # ------------------------------------------------------------- refusals
 
 
@@ -419,3 +503,77 @@ def test_reserved_name_and_directory_are_refused(tmp_path):
     with pytest.raises(CheckpointError, match="is a directory") as info:
         checkpoint.restore(tmp_path)
     assert str(tmp_path) in str(info.value)
+
+
+# ------------------------------------------------------------- partial restore and load_weights
+
+
+def test_restore_only_reads_the_named_entries(tmp_path, monkeypatch):
+    params = {"w": jnp.ones((2, 2))}
+    state = TrainState(step=jnp.asarray(3), params=params, opt_state=optax.adam(1e-3).init(params),
+                       rng=jax.random.key(0))
+    path = checkpoint.save(tmp_path / "train", state)
+    assert checkpoint.read_entries(path) == ["step", "params", "opt_state", "rng"]
+    read, real_read = [], checkpoint._read_member
+    monkeypatch.setattr(checkpoint, "_read_member", lambda zf, key: read.append(key) or real_read(zf, key))
+
+    restored = checkpoint.restore(path, target={"params": params}, only=["params"])
+    _assert_same(restored, {"params": params})
+    assert set(read) == {"__jaxnet_lite_metadata__", "params/w"}  # the optimizer state stays on disk
+    assert int(checkpoint.restore(path, only=["step"])["step"]) == 3
+    with pytest.raises(CheckpointError, match="no top-level entry 'nope'.*'step', 'params'"):
+        checkpoint.restore(path, only=["nope"])
+
+
+def _keras_model(seed: int, width: int = 8) -> Sequential:
+    model = Sequential([Dense(width, input_shape=(4,), activation="relu"), BatchNormalization(),
+                        Dense(3, activation="softmax")])
+    model.compile(loss="categorical_crossentropy", optimizer="adam", seed=seed)
+    return model
+
+
+def _data() -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 4)).astype(np.float32)
+    return x, np.eye(3, dtype=np.float32)[(x[:, 0] > 0).astype(int) + (x[:, 1] > 0)]
+
+
+def test_load_weights_from_model_checkpoint_and_from_save_weights(tmp_path):
+    x, y = _data()
+    model = _keras_model(seed=0)
+    best = tmp_path / "best.keras"
+    model.fit(x, y, epochs=3, validation_split=0.25, verbose=0,
+              callbacks=[ModelCheckpoint(str(best), save_best_only=True)])
+    assert checkpoint.read_metadata(best)["kind"] == "train_state"
+    expected = _keras_model(seed=2)
+    expected.trainer.restore_checkpoint(best)  # the whole training state, the best epoch's weights
+
+    fresh = _keras_model(seed=1)
+    before = fresh.predict(x, verbose=0)
+    fresh.load_weights(best)
+    after = fresh.predict(x, verbose=0)
+    assert not np.array_equal(before, after)
+    np.testing.assert_array_equal(after, expected.predict(x, verbose=0))
+
+    model.save_weights(tmp_path / "weights.npz")
+    fresh.load_weights(tmp_path / "weights.npz")
+    np.testing.assert_array_equal(fresh.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+def test_load_weights_mismatch_says_which_kind_of_file(tmp_path):
+    big, small = _keras_model(seed=0), _keras_model(seed=0, width=5)
+    big.trainer.save_checkpoint(tmp_path / "train.keras", epoch=4)
+    big.save_weights(tmp_path / "weights.npz")
+    differs = r"'params/dense/kernel': shape \(4, 8\) in checkpoint vs \(4, 5\) expected"
+
+    with pytest.raises(CheckpointError, match=rf"(?s)train.keras.*a training checkpoint \(params, state, "
+                       rf"optimizer state, step, rng; saved after epoch 4\).*{differs}") as info:
+        small.load_weights(tmp_path / "train.keras")
+    assert "opt_state" not in str(info.value) and "unexpected" not in str(info.value)
+
+    with pytest.raises(CheckpointError, match=rf"(?s)weights.npz.*a weights file .*{differs}"):
+        small.load_weights(tmp_path / "weights.npz")
+
+    checkpoint.save(tmp_path / "other.npz", {"kernel": jnp.ones((4, 5))})
+    with pytest.raises(CheckpointError, match="other.npz' holds no model weights.*'kernel'"):
+        small.load_weights(tmp_path / "other.npz")

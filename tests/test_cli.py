@@ -41,10 +41,33 @@ def test_demo_end_to_end(tmp_path, capsys):
 
 def test_demo_without_matplotlib_still_runs(tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "matplotlib", None)
-    runs.demo(out=tmp_path, seed=1, max_epochs=2, verbose=0)
+    results = runs.demo(out=tmp_path, seed=1, max_epochs=2, verbose=0)
     out = capsys.readouterr().out
     assert "no curves.png" in out and "pip install 'jaxnet_lite[plot]'" in out
     assert (tmp_path / "history.json").exists() and not (tmp_path / "curves.png").exists()
+    # two epochs is the cap, not an early stop; the best epoch's weights were restored, and it says so
+    assert results["iris_mlp"]["stopped_epoch"] is None and results["iris_mlp"]["restored_epoch"] in (1, 2)
+    assert out.count("Ran all 2 epochs.") == 2 and "Stopped early" not in out
+    assert out.count("Restored the weights of epoch") == 2
+
+
+class _Stop:
+    """What `_marks` reads of an EarlyStopping."""
+
+    def __init__(self, stopped_epoch, best_epoch, restored=True):
+        self.stopped_epoch, self.best_epoch = stopped_epoch, best_epoch
+        self.restore_best_weights, self.best_weights = restored, [0] if restored else None
+
+
+class _History:
+    def __init__(self, epochs):
+        self.epoch = list(range(epochs))
+
+
+def test_run_marks_tell_an_early_stop_from_the_epoch_cap():
+    assert runs._marks(_Stop(7, 4), _History(8), max_epochs=40) == {"stopped": 8, "best": 5}
+    assert runs._marks(_Stop(39, 36), _History(40), max_epochs=40) == {"stopped": None, "best": 37}
+    assert runs._marks(_Stop(0, 0, restored=False), _History(40), max_epochs=40) == {"stopped": None, "best": None}
 
 
 @pytest.mark.parametrize("argv,message", [

@@ -275,3 +275,25 @@ def test_validation_data_as_arrays_or_as_batches_gives_the_same_logs():
         mlp().fit(x, y, verbose=0, validation_data=(xv, yv, np.ones(len(xv))))
     with pytest.raises(ValueError, match="validation_data must be a tuple"):
         mlp().fit(x, y, verbose=0, validation_data=(xv,))
+
+
+def test_adding_a_layer_after_compile_asks_for_compile_again():
+    x, y = data()
+    model = Sequential([Dense(8, activation="relu", input_shape=(4,))])
+    model.compile(loss="categorical_crossentropy", optimizer="adam")
+    model.add(Dense(3, activation="softmax"))
+    with pytest.raises(RuntimeError, match=r"changed after compile \(a layer was added\): call model.compile"):
+        model.fit(x, y, verbose=0)
+    model.compile(loss="categorical_crossentropy", optimizer="adam")
+    assert len(model.fit(x, y, epochs=1, verbose=0).epoch) == 1
+
+
+@pytest.mark.parametrize("method", ["evaluate", "predict"])
+@pytest.mark.parametrize("batch_size", [0, -1, 2.5, True])
+def test_evaluate_and_predict_check_batch_size(method, batch_size):
+    x, y = data()
+    args = (x, y) if method == "evaluate" else (x,)
+    with pytest.raises(ValueError, match=f"{method}: batch_size must be an integer >= 1"):
+        getattr(mlp(), method)(*args, batch_size=batch_size, verbose=0)
+    with pytest.raises(ValueError, match="predict: batch_size must be an integer >= 1"):  # uncompiled too
+        Sequential([Dense(3, input_shape=(4,))]).predict(x, batch_size=batch_size, verbose=0)

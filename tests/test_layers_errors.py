@@ -11,6 +11,7 @@ import re
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
 
 from jaxnet_lite import layers as L
@@ -111,10 +112,19 @@ def test_init_without_input_shape():
 @pytest.mark.parametrize("bad,expected", [((3, -1), "positive dimensions, got (3, -1)"),
                                           ((0,), "positive dimensions, got (0,)"),
                                           ((3, "a"), "must be a tuple of ints"),
-                                          (2.5, "must be a tuple of ints")])
+                                          (2.5, "must be a tuple of ints"),
+                                          ((True, 3), "(without the batch axis), got (True, 3)"),
+                                          ((np.float32(4.0),), "(without the batch axis), got (4.0,)"),
+                                          (np.int64(0), "positive dimensions, got (0,)")])
 def test_bad_input_shape(bad, expected):
     with pytest.raises(LayerError, match=re.escape(expected)):
         L.Dense(3).init(KEY, bad)
+
+
+def test_numpy_ints_are_input_shapes():
+    assert L.Dense(3, input_shape=np.int64(4)).declared_input_shape == (4,)
+    assert L.Dense(3, input_dim=np.uint8(4)).init(KEY).params["kernel"].shape == (4, 3)
+    assert L.Add().output_shape([(np.int32(2), np.int8(3)), [2, np.int16(3)]]) == (2, 3)
 
 
 def test_declared_input_shape_is_used_and_validated():

@@ -13,7 +13,7 @@ def code_block_after(heading: str) -> str:
 
 def test_testing_kit_example_runs():
     namespace: dict = {}
-    exec(compile(code_block_after("## Testing your own layers"), "README.md", "exec"), namespace)
+    exec(compile(code_block_after("## Testing your own layers"), "<README example>", "exec"), namespace)
     namespace["test_scale"]()  # runs the Hypothesis test over drawn shapes and seeds
 
 
@@ -44,7 +44,9 @@ def test_testing_kit_example_catches_a_wrong_gradient():
 
 def test_readme_opens_with_the_two_commands_ci_runs():
     first_block = re.search(r"```bash\n(.*?)```", README, re.S).group(1).strip().splitlines()
-    assert first_block[0].startswith('pip install ".[plot]" && jaxnet-lite demo')
-    assert first_block[1].startswith('pip install ".[test,data,plot]" && python -m pytest -q')
+    assert first_block[0].startswith("git clone ") and first_block[0].endswith("&& cd jaxnet_lite")
+    assert first_block[1].startswith("python3 -m venv .venv && . .venv/bin/activate")
+    assert first_block[2].startswith('pip install ".[plot]" && jaxnet-lite demo')
+    assert first_block[3].startswith('pip install ".[test,data,plot]" && python -m pytest -q')
     ci = (Path(__file__).resolve().parents[1] / ".ci" / "run").read_text()
     assert 'pip install --quiet ".[test,data,plot]"' in ci and "python -m pytest -q" in ci

@@ -5,6 +5,7 @@ import pytest
 from jaxnet_lite import Input, Model, Sequential
 from jaxnet_lite.layers import Add, BatchNormalization, Dense
 from jaxnet_lite.models.summary import readable_size
+from jaxnet_lite.apps.runs import digits_cnn
 from jaxnet_lite.apps.runs import iris_mlp as mlp
 from jaxnet_lite.apps.runs import mnist_cnn as cnn
 
@@ -142,3 +143,62 @@ def test_flops_fall_back_to_the_cpu_lowering_when_the_backend_gives_none(monkeyp
     assert expected > 2 * 4 * 32
     assert flops_per_example(mlp(), (4,)) == expected
     assert len(calls) == 2
+
+
+def row_flops(text: str) -> dict[str, str]:
+    """The FLOPs cell of each table row, by layer name."""
+    rows = [line.split("│") for line in text.split("\n") if line.startswith("│ ") and line.split("│")[1].strip()]
+    return {cells[1].split()[0]: cells[4].strip() for cells in rows}
+
+
+def total_flops(text: str) -> str:
+    return text.split("FLOPs per example (inference): ")[1].strip()
+
+
+@pytest.mark.parametrize("make", [cnn, digits_cnn], ids=["tutorial_cnn", "demo_cnn"])
+def test_layers_without_arithmetic_count_zero_and_the_total_is_the_sum(make):
+    """Flatten (a reshape) and Dropout (an identity in inference) do no arithmetic: 0, not "?"."""
+    text = make().summary(return_text=True)
+    flops = row_flops(text)
+    assert flops["flatten"] == flops["dropout"] == "0"
+    assert all(flops[name] not in ("0", "?") for name in flops if name.startswith(("conv2d", "dense")))
+    assert int(total_flops(text).replace(",", "")) == sum(int(f.replace(",", "")) for f in flops.values())
+
+
+@pytest.mark.parametrize("fn", [lambda x: x, lambda x: x.reshape(-1), lambda x: x.T], ids=["identity", "reshape",
+                                                                                         "transpose"])
+def test_xla_flops_of_a_program_without_arithmetic_is_zero(fn):
+    import jax.numpy as jnp
+
+    from jaxnet_lite.models.summary import xla_flops
+
+    assert xla_flops(fn, jnp.ones((3, 4))) == 0.0
+
+
+def test_an_unavailable_count_still_shows_a_question_mark(monkeypatch):
+    """A backend without cost analysis: every row is "?" (a reshape's 0 is not assumed), and the total too."""
+    from jax import stages
+
+    monkeypatch.setattr(stages.Lowered, "cost_analysis", lambda self: None)
+    text = cnn().summary(return_text=True)
+    assert set(row_flops(text).values()) == {"?"}
+    assert total_flops(text) == "?"
+
+
+def test_one_unavailable_row_makes_the_total_unknown(monkeypatch):
+    """The analysis fails only for the program with a reshape (Flatten's): that row and the total are "?"."""
+    from jax import stages
+
+    real = stages.Lowered.cost_analysis
+
+    def failing_on_reshape(self):
+        if "reshape" in self.as_text():
+            raise RuntimeError("no cost analysis")
+        return real(self)
+
+    monkeypatch.setattr(stages.Lowered, "cost_analysis", failing_on_reshape)
+    text = cnn().summary(return_text=True)
+    flops = row_flops(text)
+    assert flops["flatten"] == "?"
+    assert flops["dropout"] == "0" and flops["dense"] not in ("0", "?")
+    assert total_flops(text) == "?"

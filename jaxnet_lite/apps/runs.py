@@ -76,8 +76,23 @@ def _train(model: Sequential, data: Any, *, batch_size: int, epochs: int, seed: 
     return history, stop, seconds, (loss, acc)
 
 
-def _stopped(stop: EarlyStopping) -> int | None:
-    return stop.stopped_epoch + 1 if stop.stopped_epoch else None
+def _marks(stop: EarlyStopping, history: Any, max_epochs: int) -> dict[str, int | None]:
+    """1-based epochs to mark: where training stopped early (None when it ran to its cap) and the best
+    epoch whose weights were restored (None when nothing was restored)."""
+    ran = len(history.epoch)
+    stopped = ran if stop.stopped_epoch and ran < max_epochs else None
+    best = stop.best_epoch + 1 if stop.restore_best_weights and stop.best_weights is not None else None
+    return {"stopped": stopped, "best": best}
+
+
+def _report(marks: dict[str, int | None], epochs_run: int, monitor: str) -> None:
+    """Say in words how training ended, so the numbers that follow are not a surprise."""
+    if marks["stopped"] is not None:
+        print(f"Stopped early after epoch {marks['stopped']}: {monitor} stopped improving.")
+    else:
+        print(f"Ran all {epochs_run} epochs.")
+    if marks["best"] is not None:
+        print(f"Restored the weights of epoch {marks['best']}, the best {monitor}; the test scores use them.")
 
 
 def _save_plot(out: Path, runs: list) -> str:
@@ -99,28 +114,34 @@ def demo(out: str | os.PathLike | None = None, seed: int = 0, max_epochs: int | 
     digits_data = ((scale(xd), to_categorical(yd, 10)), (scale(xd_t), to_categorical(yd_t, 10)))
 
     print("== Iris: the tutorial's MLP ==")
-    mlp = iris_mlp()
+    mlp, cap_i = iris_mlp(), min(150, max_epochs or 150)
     h_iris, stop_iris, t_iris, (loss_i, acc_i) = _train(
-        mlp, iris_data, batch_size=16, epochs=min(150, max_epochs or 150), seed=seed, verbose=verbose, patience=10)
+        mlp, iris_data, batch_size=16, epochs=cap_i, seed=seed, verbose=verbose, patience=10)
+    marks_i = _marks(stop_iris, h_iris, cap_i)
+    _report(marks_i, len(h_iris.epoch), stop_iris.monitor)
     print(f"Iris test accuracy: {acc_i:.4f} (loss {loss_i:.4f})\n")
 
     print("== Digits (8x8): a small CNN ==")
-    cnn = digits_cnn()
+    cnn, cap_d = digits_cnn(), min(40, max_epochs or 40)
     h_dig, stop_dig, t_dig, (loss_d, acc_d) = _train(
-        cnn, digits_data, batch_size=32, epochs=min(40, max_epochs or 40), seed=seed, verbose=verbose, patience=4)
+        cnn, digits_data, batch_size=32, epochs=cap_d, seed=seed, verbose=verbose, patience=4)
+    marks_d = _marks(stop_dig, h_dig, cap_d)
+    _report(marks_d, len(h_dig.epoch), stop_dig.monitor)
     print(f"Digits test accuracy: {acc_d:.4f} (loss {loss_d:.4f})\n")
 
     mlp.save_weights(folder / "iris_mlp.weights.npz")
     cnn.save_weights(folder / "digits_cnn.weights.npz")
     results = {
         "seed": seed,
-        "iris_mlp": {"history": h_iris.history, "epochs": len(h_iris.epoch), "stopped_epoch": _stopped(stop_iris),
-                     "train_seconds": t_iris, "test_loss": loss_i, "test_accuracy": acc_i},
-        "digits_cnn": {"history": h_dig.history, "epochs": len(h_dig.epoch), "stopped_epoch": _stopped(stop_dig),
-                       "train_seconds": t_dig, "test_loss": loss_d, "test_accuracy": acc_d},
+        "iris_mlp": {"history": h_iris.history, "epochs": len(h_iris.epoch), "stopped_epoch": marks_i["stopped"],
+                     "restored_epoch": marks_i["best"], "train_seconds": t_iris, "test_loss": loss_i,
+                     "test_accuracy": acc_i},
+        "digits_cnn": {"history": h_dig.history, "epochs": len(h_dig.epoch), "stopped_epoch": marks_d["stopped"],
+                       "restored_epoch": marks_d["best"], "train_seconds": t_dig, "test_loss": loss_d,
+                       "test_accuracy": acc_d},
     }
     (folder / "history.json").write_text(json.dumps(results, indent=2))
-    note = _save_plot(folder, [("Iris MLP", h_iris, _stopped(stop_iris)), ("Digits CNN", h_dig, _stopped(stop_dig))])
+    note = _save_plot(folder, [("Iris MLP", h_iris, marks_i), ("Digits CNN", h_dig, marks_d)])
     print(f"Run folder: {folder}\n{note}")
     return results
 
@@ -135,12 +156,14 @@ def train_mnist_cnn(data_dir: str | None = None, epochs: int = 30, batch_size: i
     model = mnist_cnn()
     history, stop, seconds, (loss, acc) = _train(model, data, batch_size=batch_size, epochs=epochs, seed=seed,
                                                  verbose=verbose, patience=2)
+    marks = _marks(stop, history, epochs)
+    _report(marks, len(history.epoch), stop.monitor)
     print("The test loss is %.2f" % loss)
     print("The test accuracy is %.2f" % (acc * 100) + "%")
     model.save_weights(folder / "mnist_cnn.weights.npz")
     results = {"seed": seed, "history": history.history, "epochs": len(history.epoch),
-               "stopped_epoch": _stopped(stop), "train_seconds": seconds,
+               "stopped_epoch": marks["stopped"], "restored_epoch": marks["best"], "train_seconds": seconds,
                "seconds_per_epoch": seconds / max(len(history.epoch), 1), "test_loss": loss, "test_accuracy": acc}
     (folder / "history.json").write_text(json.dumps(results, indent=2))
-    print(f"Run folder: {folder}\n{_save_plot(folder, [('MNIST CNN', history, _stopped(stop))])}")
+    print(f"Run folder: {folder}\n{_save_plot(folder, [('MNIST CNN', history, marks)])}")
     return results

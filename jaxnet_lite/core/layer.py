@@ -191,12 +191,6 @@ def _abstract_batch(shape: Any, dtype: Any) -> Any:
     return jnp.zeros((1, *shape), dtype)
 
 
-def _abstract_batch(shape: Any, dtype: Any) -> Any:
-    if isinstance(shape, list):
-        return [jnp.zeros((1, *s), dtype) for s in shape]
-    return jnp.zeros((1, *shape), dtype)
-
-
 def iter_layers(layer: Layer) -> Iterator[Layer]:
     """`layer` and every sublayer below it, depth first, through `children()`."""
     yield layer

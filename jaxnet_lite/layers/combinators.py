@@ -10,7 +10,8 @@ import copy
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from jaxnet_lite.core import Layer, LayerError, claim_names, shape_str, split_rng
+from jaxnet_lite.core import Layer, claim_names, shape_str, split_rng
+from jaxnet_lite.layers.core import check_positive_int
 
 
 class Container(Layer):
@@ -128,9 +129,7 @@ class FanOut(Layer):
 
     def __init__(self, n: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        if not isinstance(n, int) or n < 1:
-            raise LayerError(f"FanOut: n must be a positive integer, got {n!r}")
-        self.n = n
+        self.n = check_positive_int("FanOut", "n", n)
 
     def call(self, params, state, x, *, rng=None, training=False):
         return [x] * self.n, state

@@ -13,6 +13,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from jaxnet_lite.core import SPATIAL_AXES, Layer, LayerError, as_tuple, shape_str
+from jaxnet_lite.core.shapes import as_int, as_ints, spell
 from jaxnet_lite.layers.core import ActivationMixin, check_positive_int, get_initializer
 from jaxnet_lite.layers.im2col import conv_im2col, dimension_numbers, patch_bytes
 
@@ -67,7 +68,7 @@ class _Conv(ActivationMixin, Layer):
             raise LayerError(f"{cls}: only data_format='channels_last' is supported, got {data_format!r}")
         self.groups = check_positive_int(cls, "groups", groups)
         if self.filters % self.groups:
-            raise LayerError(f"{cls}: filters ({filters}) must be divisible by groups ({groups})")
+            raise LayerError(f"{cls}: filters ({self.filters}) must be divisible by groups ({self.groups})")
         self._set_activation(activation)
         self.use_bias = use_bias
         self.kernel_initializer = get_initializer(cls, "kernel_initializer", kernel_initializer)
@@ -187,17 +188,21 @@ def transpose_padding(k: int, stride: int, dilation: int, padding: str, output_p
 class _ConvTranspose(_Conv):
     def __init__(self, filters: int, kernel_size: Any, strides: Any = 1, padding: str = "valid",
                  output_padding: Any = None, **kwargs: Any) -> None:
-        if kwargs.get("groups", 1) != 1:
+        if as_int(kwargs.get("groups", 1)) != 1:
             raise LayerError(f"{type(self).__name__}: groups is not supported")
         super().__init__(filters, kernel_size, strides, padding, **kwargs)
-        if output_padding is not None:
-            output_padding = (output_padding,) * self.rank if isinstance(output_padding, int) else tuple(output_padding)
-            if len(output_padding) != self.rank or any(not 0 <= p < s for p, s in zip(output_padding, self.strides)):
-                raise LayerError(
-                    f"{type(self).__name__}: output_padding must be {self.rank} ints each >= 0 and < the stride "
-                    f"{self.strides}, got {output_padding!r}"
-                )
-        self.output_padding = output_padding
+        self.output_padding = None if output_padding is None else self._check_output_padding(output_padding)
+
+    def _check_output_padding(self, value: Any) -> tuple[int, ...]:
+        """Keras' `output_padding`: an int or `rank` ints, each >= 0 and below the stride on its axis."""
+        single = as_int(value)
+        pads = (single,) * self.rank if single is not None else as_ints(value)
+        if pads is None or len(pads) != self.rank or any(not 0 <= p < s for p, s in zip(pads, self.strides)):
+            raise LayerError(
+                f"{type(self).__name__}: output_padding must be {self.rank} ints each >= 0 and < the stride "
+                f"{self.strides}, got {spell(value if pads is None else pads)}"
+            )
+        return pads
 
     def kernel_shape(self, in_channels: int) -> tuple[int, ...]:
         return (*self.kernel_size, self.filters, in_channels)

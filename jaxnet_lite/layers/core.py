@@ -12,6 +12,7 @@ import jax.numpy as jnp
 
 from jaxnet_lite import activations, initializers
 from jaxnet_lite.core import Layer, LayerError, shape_str
+from jaxnet_lite.core.shapes import as_float, as_int, as_ints, normalize_shape, spell
 
 
 class ActivationMixin:
@@ -34,9 +35,39 @@ class ActivationMixin:
 
 
 def check_positive_int(owner: str, what: str, value: Any) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        raise LayerError(f"{owner}: {what} must be a positive integer, got {value!r}")
-    return value
+    """A size argument (units, filters, ...): a positive integer, Python's or NumPy's, as a Python int."""
+    number = as_int(value)
+    if number is None or number <= 0:
+        raise LayerError(f"{owner}: {what} must be a positive integer, got {spell(value)}")
+    return number
+
+
+def check_int(owner: str, what: str, value: Any) -> int:
+    """An integer argument that may be zero or negative (an axis, a seed), as a Python int."""
+    number = as_int(value)
+    if number is None:
+        raise LayerError(f"{owner}: {what} must be an integer, got {spell(value)}")
+    return number
+
+
+def check_axes(owner: str, what: str, value: Any) -> int | tuple[int, ...]:
+    """An axis or a tuple/list of axes (Keras' `axis=`), as a Python int or a tuple of Python ints."""
+    axes = as_int(value)
+    axes = axes if axes is not None else as_ints(value)
+    if axes is None or axes == ():
+        raise LayerError(f"{owner}: {what} must be an integer or a tuple of integers, got {spell(value)}")
+    return axes
+
+
+def check_float(owner: str, what: str, value: Any, within: Callable[[float], bool], requirement: str) -> float:
+    """A real argument (a rate, epsilon), Python's or NumPy's, finite and `within` range, as a Python float.
+
+    `requirement` completes the error message: `Dropout: rate must be <requirement>, got 1.5`.
+    """
+    number = as_float(value)
+    if number is None or not within(number):
+        raise LayerError(f"{owner}: {what} must be {requirement}, got {spell(value)}")
+    return number
 
 
 def get_initializer(owner: str, what: str, identifier: Any) -> Callable:
@@ -137,10 +168,11 @@ class Reshape(Layer):
 
     def __init__(self, target_shape: Sequence[int], **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        target_shape = tuple(int(d) for d in target_shape)
-        if sum(d == -1 for d in target_shape) > 1 or any(d < -1 or d == 0 for d in target_shape):
-            raise LayerError(f"Reshape: target_shape must hold positive ints and at most one -1, got {target_shape}")
-        self.target_shape = target_shape
+        dims = as_ints(target_shape)
+        if dims is None or sum(d == -1 for d in dims) > 1 or any(d < -1 or d == 0 for d in dims):
+            shown = spell(target_shape if dims is None else dims)
+            raise LayerError(f"Reshape: target_shape must hold positive ints and at most one -1, got {shown}")
+        self.target_shape = dims
 
     def check_input_shape(self, input_shape):
         if isinstance(input_shape, list):
@@ -173,12 +205,13 @@ class Lambda(Layer):
         if not callable(function):
             raise LayerError(f"Lambda: function must be callable, got {function!r}")
         self.function = function
-        self._output_shape = output_shape
+        self._output_shape = None if output_shape is None else normalize_shape(output_shape,
+                                                                                what="Lambda: output_shape")
 
     def call(self, params, state, x, *, rng=None, training=False):
         return self.function(x), state
 
     def compute_output_shape(self, input_shape):
         if self._output_shape is not None:
-            return tuple(self._output_shape)
+            return self._output_shape
         return super().compute_output_shape(input_shape)

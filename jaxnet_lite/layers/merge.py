@@ -8,6 +8,7 @@ from typing import Any
 import jax.numpy as jnp
 
 from jaxnet_lite.core import Layer, shape_str
+from jaxnet_lite.layers.core import check_int
 
 
 class _Merge(Layer):
@@ -74,7 +75,7 @@ class Concatenate(_Merge):
 
     def __init__(self, axis: int = -1, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.axis = axis
+        self.axis = check_int("Concatenate", "axis", axis)
 
     def _axis(self, rank: int) -> int:
         axis = self.axis + rank if self.axis < 0 else self.axis - 1  # index into shapes without the batch axis

@@ -7,8 +7,13 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from jaxnet_lite.core import Layer, LayerError, shape_str
-from jaxnet_lite.layers.core import get_initializer
+from jaxnet_lite.core import Layer, shape_str
+from jaxnet_lite.layers.core import check_axes, check_float, get_initializer
+
+
+def check_epsilon(owner: str, epsilon: Any) -> float:
+    """The variance offset: a finite float > 0 (Python's or NumPy's), as a Python float."""
+    return check_float(owner, "epsilon", epsilon, lambda e: e > 0, "> 0")
 
 
 def _normalize_axes(owner: Layer, axis: Any, rank: int) -> tuple[int, ...]:
@@ -44,13 +49,11 @@ class BatchNormalization(Layer):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if not 0.0 <= momentum <= 1.0:
-            raise LayerError(f"BatchNormalization: momentum must be in [0, 1], got {momentum!r}")
-        if epsilon <= 0:
-            raise LayerError(f"BatchNormalization: epsilon must be > 0, got {epsilon!r}")
-        self.axis, self.momentum, self.epsilon = axis, momentum, epsilon
-        self.center, self.scale = center, scale
         cls = "BatchNormalization"
+        self.axis = check_axes(cls, "axis", axis)
+        self.momentum = check_float(cls, "momentum", momentum, lambda m: 0.0 <= m <= 1.0, "in [0, 1]")
+        self.epsilon = check_epsilon(cls, epsilon)
+        self.center, self.scale = center, scale
         self.beta_initializer = get_initializer(cls, "beta_initializer", beta_initializer)
         self.gamma_initializer = get_initializer(cls, "gamma_initializer", gamma_initializer)
         self.moving_mean_initializer = get_initializer(cls, "moving_mean_initializer", moving_mean_initializer)
@@ -121,9 +124,9 @@ class LayerNormalization(Layer):
     def __init__(self, axis: Any = -1, epsilon: float = 1e-3, center: bool = True, scale: bool = True,
                  beta_initializer: Any = "zeros", gamma_initializer: Any = "ones", **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        if epsilon <= 0:
-            raise LayerError(f"LayerNormalization: epsilon must be > 0, got {epsilon!r}")
-        self.axis, self.epsilon, self.center, self.scale = axis, epsilon, center, scale
+        self.axis = check_axes("LayerNormalization", "axis", axis)
+        self.epsilon = check_epsilon("LayerNormalization", epsilon)
+        self.center, self.scale = center, scale
         self.beta_initializer = get_initializer("LayerNormalization", "beta_initializer", beta_initializer)
         self.gamma_initializer = get_initializer("LayerNormalization", "gamma_initializer", gamma_initializer)
 

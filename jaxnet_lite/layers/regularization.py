@@ -9,6 +9,8 @@ import jax
 import jax.numpy as jnp
 
 from jaxnet_lite.core import Layer, LayerError
+from jaxnet_lite.core.shapes import as_int, spell
+from jaxnet_lite.layers.core import check_float, check_int
 
 
 class Dropout(Layer):
@@ -19,11 +21,9 @@ class Dropout(Layer):
     def __init__(self, rate: float, noise_shape: Sequence[int | None] | None = None, seed: int | None = None,
                  **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        if not isinstance(rate, (int, float)) or not 0.0 <= rate < 1.0:
-            raise LayerError(f"Dropout: rate must be a float in [0, 1), got {rate!r}")
-        self.rate = float(rate)
-        self.noise_shape = None if noise_shape is None else tuple(noise_shape)
-        self.seed = seed
+        self.rate = check_float("Dropout", "rate", rate, lambda r: 0.0 <= r < 1.0, "a float in [0, 1)")
+        self.noise_shape = None if noise_shape is None else _noise_shape(noise_shape)
+        self.seed = None if seed is None else check_int("Dropout", "seed", seed)
 
     def call(self, params, state, x, *, rng=None, training=False):
         if not training or self.rate == 0.0:
@@ -46,3 +46,12 @@ class Dropout(Layer):
 
     def compute_output_shape(self, input_shape):
         return input_shape
+
+
+def _noise_shape(value: Any) -> tuple[int | None, ...]:
+    """Keras' `noise_shape`: per axis (batch axis included) a positive int, or None for the input's size."""
+    if isinstance(value, (tuple, list)):
+        dims = tuple(None if v is None else as_int(v) for v in value)
+        if all(v is None or d is not None and d > 0 for d, v in zip(dims, value)):
+            return dims
+    raise LayerError(f"Dropout: noise_shape must be a tuple of positive ints or None, got {spell(value)}")

@@ -54,23 +54,31 @@ def xla_flops(fn: Any, *args: Any) -> float | None:
 
     Accelerator plugins such as CUDA's do not analyse uncompiled programs (the count came back empty on an
     H200), so then the same program is lowered for the host CPU: the FLOPs are the model's, not the chip's.
+    XLA leaves zero counts out, so the CPU's analysis of a program without arithmetic (a reshape, an
+    identity) has no "flops" at all: that is 0, not unknown.
     """
     abstract = jax.tree.map(lambda a: jax.ShapeDtypeStruct(jnp.shape(a), a.dtype), args)
-    found = None
     for platform in (None, "cpu"):
-        try:
-            device = jax.devices(platform)[0] if platform else None
-            with jax.default_device(device):
-                cost = jax.jit(fn).lower(*abstract).cost_analysis()
-        except Exception:  # noqa: BLE001 - a summary must never fail over an optional column
+        cost = _cost_analysis(fn, abstract, platform)
+        if cost is None:
             continue
-        if isinstance(cost, list):
-            cost = cost[0] if cost else {}
-        if cost and "flops" in cost:
-            found = float(cost["flops"])
-            if found > 0:
-                return found
-    return found
+        flops = float(cost.get("flops", 0.0))
+        if flops > 0 or platform == "cpu":  # only the CPU's empty answer is known to mean "no arithmetic"
+            return flops
+    return None
+
+
+def _cost_analysis(fn: Any, abstract: Any, platform: str | None) -> dict[str, float] | None:
+    """XLA's cost analysis of `jit(fn)` lowered for `platform` (None: the default), or None if it gave none."""
+    try:
+        device = jax.devices(platform)[0] if platform else None
+        with jax.default_device(device):
+            cost = jax.jit(fn).lower(*abstract).cost_analysis()
+    except Exception:  # noqa: BLE001 - a summary must never fail over an optional column
+        return None
+    if isinstance(cost, list):
+        cost = cost[0] if cost else None
+    return cost if isinstance(cost, dict) else None
 
 
 def param_counts(model: Layer) -> list[int]:

@@ -25,7 +25,11 @@ class KerasSurface(WeightsIO):
     _variables: Any = None
     _predict_fn: Any = None
 
+    _stale_compile: bool = False
+
     def _on_structure_changed(self) -> None:
+        """Layers were added: the compiled trainer and the weights no longer fit the model."""
+        self._stale_compile = self._stale_compile or self._trainer is not None
         self._trainer = None
         self._variables = None
         self._predict_fn = None
@@ -53,6 +57,7 @@ class KerasSurface(WeightsIO):
                                       "compiled with XLA")
         if loss is None:
             raise ValueError("compile() needs a loss, e.g. loss='categorical_crossentropy'")
+        self._stale_compile = False
         self._trainer = Trainer(
             self, loss=loss, optimizer=optimizer, metrics=metrics or (), loss_weights=loss_weights,
             seed=0 if seed is None else seed, steps_per_execution=steps_per_execution,
@@ -62,6 +67,9 @@ class KerasSurface(WeightsIO):
     @property
     def trainer(self) -> Any:
         if self._trainer is None:
+            if self._stale_compile:
+                raise RuntimeError(f"{self.describe()} changed after compile (a layer was added): call "
+                                   "model.compile(...) again before fit/evaluate")
             raise RuntimeError(
                 f"{self.describe()} is not compiled: call model.compile(loss=..., optimizer=..., metrics=[...]) "
                 "before fit/evaluate"

@@ -23,7 +23,7 @@ import numpy as np
 
 from jaxnet_lite.training.engine import Engine
 from jaxnet_lite.training.predict import num_examples
-from jaxnet_lite.training.validation import contains_nan, example_shapes, validate_arrays
+from jaxnet_lite.training.validation import as_numeric, check_finite, example_shapes, validate_arrays
 from jaxnet_lite.training.watch import StepWatch
 
 
@@ -41,7 +41,7 @@ class ArraySource:
 
     def __init__(self, engine: Engine, x: Any, y: Any, batch_size: int | None, *, shuffle: bool = False,
                  steps_per_epoch: int | None = None, where: str = "fit", default_batch_size: int = 32) -> None:
-        self.n = validate_arrays(engine, x, y, batch_size if where == "fit" else None, where)
+        x, y, self.n = validate_arrays(engine, x, y, batch_size if where == "fit" else None, where)
         self.batch_size = min(default_batch_size, self.n) if batch_size is None else min(batch_size, self.n)
         self.steps = math.ceil(self.n / self.batch_size)
         if steps_per_epoch is not None:
@@ -139,11 +139,12 @@ class BatchStream:
             raise ValueError(f"{where}: a streamed dataset must yield (x, y) pairs, got {type(batch).__name__}")
         x, y = batch
         if self._shapes is None:
-            real = validate_arrays(engine, x, y, None, where)  # shapes and labels against the model, once
+            x, y, real = validate_arrays(engine, x, y, None, where)  # shapes and labels against the model, once
             self.batch_size = real
             self._shapes = (example_shapes(x, engine.model), example_shapes(y))
             engine.ensure_state(self._shapes[0])
         else:
+            x, y = as_numeric(x, "x", where), as_numeric(y, "y", where)
             real = num_examples(x)
             shapes = (example_shapes(x, engine.model), example_shapes(y))
             if shapes != self._shapes or num_examples(y) != real:
@@ -151,9 +152,8 @@ class BatchStream:
                                  f"{num_examples(y)} rows); the first batch had x {self._shapes[0]}, y {self._shapes[1]}")
             if real > self.batch_size:
                 raise ValueError(f"{where} has {real} examples, more than the first batch's {self.batch_size}")
-            for path, leaf in jax.tree_util.tree_flatten_with_path(x)[0]:
-                if contains_nan(leaf):
-                    raise ValueError(f"{where}: x{jax.tree_util.keystr(path)} contains NaN values")
+            check_finite(x, "x", where)
+            check_finite(y, "y", where)
         weight = (np.arange(self.batch_size) < real).astype(np.float32)
         return _pad_rows(x, self.batch_size), _pad_rows(y, self.batch_size), weight
 

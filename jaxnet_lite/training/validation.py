@@ -25,22 +25,46 @@ def example_shapes(x: Any, model: Any = None) -> Any:
     return tuple(np.shape(x)[1:])
 
 
-def validate_arrays(engine: Any, x: Any, y: Any, batch_size: int | None, where: str) -> int:
-    """Check lengths, batch size, NaNs, and labels against the model's outputs (the loss checks its own
-    labels); returns the example count. `engine` gives `model`, `loss` and `output_shape`."""
+def as_numeric(tree: Any, name: str, where: str) -> Any:
+    """`tree` with every leaf an array of numbers: nested Python lists of numbers become one array;
+    strings, objects, complex numbers and ragged lists are refused with the leaf's name and dtype."""
+    if tree is None:
+        return None
+    if isinstance(tree, (list, tuple)) and all(np.ndim(leaf) == 0 for leaf in jax.tree.leaves(tree)):
+        try:
+            tree = np.asarray(tree)
+        except ValueError:
+            raise ValueError(f"{where}: {name} is a ragged nested list; pass an array whose first axis indexes "
+                             "examples") from None
+
+    def check(path, leaf):
+        array = leaf if isinstance(leaf, (np.ndarray, jax.Array)) else np.asarray(leaf)
+        dtype = array.dtype
+        if not (dtype == np.bool_ or jnp.issubdtype(dtype, jnp.integer) or jnp.issubdtype(dtype, jnp.floating)):
+            raise ValueError(f"{where}: {name}{jax.tree_util.keystr(path)} has dtype {dtype}; expected numbers "
+                             "(floats or integers)")
+        return array
+
+    return jax.tree_util.tree_map_with_path(check, tree)
+
+
+def validate_arrays(engine: Any, x: Any, y: Any, batch_size: int | None, where: str) -> tuple[Any, Any, int]:
+    """Check types, lengths, batch size, NaN and inf, and labels against the model's outputs (the loss
+    checks its own labels). Returns `(x, y, n)`, with nested lists made arrays. `engine` gives `model`,
+    `loss` and `output_shape`."""
     if x is None or y is None:
         raise ValueError(f"{where}: needs both x and y (got {'no x' if x is None else 'no y'})")
+    x, y = as_numeric(x, "x", where), as_numeric(y, "y", where)
     n = check_consistent_length(x, y)
     if n == 0:
         raise ValueError(f"{where}: x and y hold no examples")
     if batch_size is not None:
-        if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise ValueError(f"{where}: batch_size must be a positive integer, got {batch_size!r}")
         if batch_size > n:
             raise ValueError(f"{where}: batch_size {batch_size} is larger than the {n} training examples")
-    for path, leaf in jax.tree_util.tree_flatten_with_path(x)[0]:
-        if contains_nan(leaf):
-            raise ValueError(f"{where}: x{jax.tree_util.keystr(path)} contains NaN values")
+    check_finite(x, "x", where)
+    check_finite(y, "y", where)
     out_shape = engine.output_shape(example_shapes(x, engine.model))
     outputs = out_shape if isinstance(out_shape, list) else [out_shape]
     labels = list(y.values()) if isinstance(y, dict) else list(y) if isinstance(y, (list, tuple)) else [y]
@@ -51,17 +75,31 @@ def validate_arrays(engine: Any, x: Any, y: Any, batch_size: int | None, where: 
     for i, (shape, label) in enumerate(zip(outputs, labels)):
         label = label if hasattr(label, "shape") else np.asarray(label)  # arrays keep their place
         engine.loss.check_labels(tuple(shape), label, where=where, name="y" if len(outputs) == 1 else f"y[{i}]")
-    return n
+    return x, y, n
 
 
-def contains_nan(a: Any) -> bool:
-    """Whether a float array holds a NaN, without copying it: arrays on an accelerator are checked there
-    (copying the data back to the host made every `fit` on device-resident data pay a full transfer)."""
+def check_finite(tree: Any, name: str, where: str) -> None:
+    """Raise when a float leaf holds NaN or inf (training on them only gives NaN weights)."""
+    for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
+        bad = non_finite(leaf)
+        if bad:
+            raise ValueError(f"{where}: {name}{jax.tree_util.keystr(path)} contains {bad} values")
+
+
+def non_finite(a: Any) -> str | None:
+    """"NaN" or "inf" when a float array holds one, else None; without copying the array: arrays on an
+    accelerator are checked there (copying the data back made every `fit` on device data pay a transfer)."""
+    if not jnp.issubdtype(a.dtype, jnp.floating) or a.size == 0:
+        return None
     if _on_accelerator(a):
-        return bool(jnp.issubdtype(a.dtype, jnp.floating)) and bool(_device_has_nan(a))
-    a = np.asarray(a)  # a view for NumPy and for arrays on the host CPU
-    # max propagates NaN, and unlike isnan(a).any() it allocates nothing: half the time on MNIST.
-    return np.issubdtype(a.dtype, np.floating) and a.size > 0 and bool(np.isnan(np.max(a)))
+        low, high = (float(v) for v in _device_extremes(a))
+    else:
+        a = np.asarray(a)  # a view for NumPy and for arrays on the host CPU
+        # max and min propagate NaN and show inf; unlike isfinite(a).all() they allocate nothing.
+        low, high = float(np.min(a)), float(np.max(a))
+    if np.isnan(low) or np.isnan(high):
+        return "NaN"
+    return "inf" if np.isinf(low) or np.isinf(high) else None
 
 
 def _on_accelerator(a: Any) -> bool:
@@ -69,5 +107,5 @@ def _on_accelerator(a: Any) -> bool:
 
 
 @jax.jit
-def _device_has_nan(a: jax.Array) -> jax.Array:
-    return jnp.isnan(a).any()
+def _device_extremes(a: jax.Array) -> tuple[jax.Array, jax.Array]:
+    return jnp.min(a), jnp.max(a)

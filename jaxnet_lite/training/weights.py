@@ -15,6 +15,29 @@ import numpy as np
 from jaxnet_lite import checkpoint
 
 
+_WEIGHTS = ("params", "state")
+_ENTRY_WORDS = {"opt_state": "optimizer state"}
+
+
+def _describe_file(filepath: Any) -> str:
+    """What a checkpoint file holds, in words ("a training checkpoint (...)"); refuses one without weights.
+
+    Read from its metadata and top-level entries, not from its arrays.
+    """
+    metadata, entries = checkpoint.read_metadata(filepath), checkpoint.read_entries(filepath)
+    if not set(_WEIGHTS) <= set(entries):
+        raise checkpoint.CheckpointError(
+            f"'{filepath}' holds no model weights: it is a jaxnet_lite checkpoint whose top-level entries are "
+            f"{', '.join(map(repr, entries)) or 'none'}, and weights are stored as 'params' and 'state'.")
+    listed = ", ".join(_ENTRY_WORDS.get(entry, str(entry)) for entry in entries)
+    epoch, model = metadata.get("epoch"), metadata.get("model")
+    if metadata.get("kind") == "train_state" or "opt_state" in entries:
+        return f"a training checkpoint ({listed}" + ("" if epoch is None else f"; saved after epoch {epoch}") + ")"
+    if sorted(entries) == sorted(_WEIGHTS):
+        return "a weights file (params, state" + ("" if model is None else f"; saved from model {model!r}") + ")"
+    return f"a checkpoint of {listed}"
+
+
 class WeightsIO:
     """Needs `variables` (a `(params, state)` pair, settable) and `name` on the class that mixes it in."""
 
@@ -41,7 +64,19 @@ class WeightsIO:
         checkpoint.save(filepath, {"params": params, "state": state}, metadata={"model": self.name})
 
     def load_weights(self, filepath: Any) -> None:
-        """Restore weights saved by `save_weights`; names and shapes must match this model."""
+        """Restore params and state from any file this package writes, names and shapes checked.
+
+        A weights file (`save_weights`, `ModelCheckpoint(save_weights_only=True)`) or a training checkpoint
+        (`Trainer.save_checkpoint`, `ModelCheckpoint()`): only its params and state are read; the optimizer
+        state, step and rng are left in the file. A mismatch says which kind of file it is and what differs.
+        """
+        kind = _describe_file(filepath)
         params, state = self.variables
-        restored = checkpoint.restore(filepath, target={"params": params, "state": state})
+        try:
+            restored = checkpoint.restore(filepath, target={"params": params, "state": state}, only=_WEIGHTS)
+        except checkpoint.CheckpointMismatchError as e:
+            raise checkpoint.CheckpointMismatchError(e.path, e.problems, (
+                f"Cannot load weights from '{e.path}' into model '{self.name}': the file is {kind}, and its "
+                f"params and state do not match this model's: {e.listing()}")) from None
         self.variables = (restored["params"], restored["state"])
+
