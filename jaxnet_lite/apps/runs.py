@@ -113,35 +113,26 @@ def demo(out: str | os.PathLike | None = None, seed: int = 0, max_epochs: int | 
     scale = lambda a: np.expand_dims(a.astype("float32") / 16.0, -1)  # noqa: E731 - pixels are 0..16
     digits_data = ((scale(xd), to_categorical(yd, 10)), (scale(xd_t), to_categorical(yd_t, 10)))
 
-    print("== Iris: the tutorial's MLP ==")
-    mlp, cap_i = iris_mlp(), min(150, max_epochs or 150)
-    h_iris, stop_iris, t_iris, (loss_i, acc_i) = _train(
-        mlp, iris_data, batch_size=16, epochs=cap_i, seed=seed, verbose=verbose, patience=10)
-    marks_i = _marks(stop_iris, h_iris, cap_i)
-    _report(marks_i, len(h_iris.epoch), stop_iris.monitor)
-    print(f"Iris test accuracy: {acc_i:.4f} (loss {loss_i:.4f})\n")
-
-    print("== Digits (8x8): a small CNN ==")
-    cnn, cap_d = digits_cnn(), min(40, max_epochs or 40)
-    h_dig, stop_dig, t_dig, (loss_d, acc_d) = _train(
-        cnn, digits_data, batch_size=32, epochs=cap_d, seed=seed, verbose=verbose, patience=4)
-    marks_d = _marks(stop_dig, h_dig, cap_d)
-    _report(marks_d, len(h_dig.epoch), stop_dig.monitor)
-    print(f"Digits test accuracy: {acc_d:.4f} (loss {loss_d:.4f})\n")
-
-    mlp.save_weights(folder / "iris_mlp.weights.npz")
-    cnn.save_weights(folder / "digits_cnn.weights.npz")
-    results = {
-        "seed": seed,
-        "iris_mlp": {"history": h_iris.history, "epochs": len(h_iris.epoch), "stopped_epoch": marks_i["stopped"],
-                     "restored_epoch": marks_i["best"], "train_seconds": t_iris, "test_loss": loss_i,
-                     "test_accuracy": acc_i},
-        "digits_cnn": {"history": h_dig.history, "epochs": len(h_dig.epoch), "stopped_epoch": marks_d["stopped"],
-                       "restored_epoch": marks_d["best"], "train_seconds": t_dig, "test_loss": loss_d,
-                       "test_accuracy": acc_d},
-    }
+    results: dict[str, Any] = {"seed": seed}
+    runs = []
+    for key, title, heading, model, data, cap, batch_size, patience in [
+        ("iris_mlp", "Iris MLP", "Iris: the tutorial's MLP", iris_mlp(), iris_data, 150, 16, 10),
+        ("digits_cnn", "Digits CNN", "Digits (8x8): a small CNN", digits_cnn(), digits_data, 40, 32, 4),
+    ]:
+        print(f"== {heading} ==")
+        epochs = min(cap, max_epochs or cap)
+        history, stop, seconds, (loss, acc) = _train(model, data, batch_size=batch_size, epochs=epochs, seed=seed,
+                                                     verbose=verbose, patience=patience)
+        marks = _marks(stop, history, epochs)
+        _report(marks, len(history.epoch), stop.monitor)
+        print(f"{title.split()[0]} test accuracy: {acc:.4f} (loss {loss:.4f})\n")
+        model.save_weights(folder / f"{key}.weights.npz")
+        results[key] = {"history": history.history, "epochs": len(history.epoch), "stopped_epoch": marks["stopped"],
+                        "restored_epoch": marks["best"], "train_seconds": seconds, "test_loss": loss,
+                        "test_accuracy": acc}
+        runs.append((title, history, marks))
     (folder / "history.json").write_text(json.dumps(results, indent=2))
-    note = _save_plot(folder, [("Iris MLP", h_iris, marks_i), ("Digits CNN", h_dig, marks_d)])
+    note = _save_plot(folder, runs)
     print(f"Run folder: {folder}\n{note}")
     return results
 
