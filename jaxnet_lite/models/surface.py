@@ -14,6 +14,7 @@ from jaxnet_lite.core import Variables
 from jaxnet_lite.models.summary import param_counts, summary_text
 from jaxnet_lite.training import Trainer
 from jaxnet_lite.training.predict import inference_fn, predict_arrays
+from jaxnet_lite.training.validation import check_count
 from jaxnet_lite.training.weights import WeightsIO
 
 
@@ -91,9 +92,8 @@ class KerasSurface(WeightsIO):
             return self._trainer.predict(x, batch_size=batch_size, verbose=verbose, steps=steps, callbacks=callbacks)
         if steps is not None or callbacks:
             raise ValueError("predict: steps and callbacks need a compiled model (call compile first)")
-        if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int)
-                                       or batch_size < 1):
-            raise ValueError(f"predict: batch_size must be an integer >= 1, got {batch_size!r}")
+        if batch_size is not None:
+            check_count(batch_size, "batch_size", "predict")
         if self._predict_fn is None:
             self._predict_fn = inference_fn(self)
         params, state = self.variables

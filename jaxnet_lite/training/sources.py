@@ -23,7 +23,13 @@ import numpy as np
 
 from jaxnet_lite.training.engine import Engine
 from jaxnet_lite.training.predict import num_examples
-from jaxnet_lite.training.validation import as_numeric, check_finite, example_shapes, validate_arrays
+from jaxnet_lite.training.validation import (
+    as_numeric,
+    check_count,
+    check_finite,
+    example_shapes,
+    validate_arrays,
+)
 from jaxnet_lite.training.watch import StepWatch
 
 
@@ -45,8 +51,7 @@ class ArraySource:
         self.batch_size = min(default_batch_size, self.n) if batch_size is None else min(batch_size, self.n)
         self.steps = math.ceil(self.n / self.batch_size)
         if steps_per_epoch is not None:
-            if not isinstance(steps_per_epoch, (int, np.integer)) or steps_per_epoch < 1:
-                raise ValueError(f"{where}: steps_per_epoch must be a positive integer, got {steps_per_epoch!r}")
+            check_count(steps_per_epoch, "steps_per_epoch", where)
             if steps_per_epoch > self.steps:
                 raise ValueError(f"{where}: steps_per_epoch={steps_per_epoch} asks for more batches than the "
                                  f"{self.n} examples give at batch_size {self.batch_size} ({self.steps})")
@@ -118,8 +123,8 @@ class BatchStream:
     def __init__(self, dataset: Iterable[Any], *, steps_per_epoch: int | None = None, where: str = "fit") -> None:
         if not hasattr(dataset, "__iter__") or isinstance(dataset, (str, bytes)):
             raise TypeError(f"{where}: x must be arrays or an iterable of (x, y) batches, got {type(dataset).__name__}")
-        if steps_per_epoch is not None and (not isinstance(steps_per_epoch, (int, np.integer)) or steps_per_epoch < 1):
-            raise ValueError(f"{where}: steps_per_epoch must be a positive integer, got {steps_per_epoch!r}")
+        if steps_per_epoch is not None:
+            check_count(steps_per_epoch, "steps_per_epoch", where)
         self.dataset, self.where = dataset, where
         self.steps = steps_per_epoch
         self.eval_steps = 0  # batches the last evaluation read

@@ -22,6 +22,7 @@ from jaxnet_lite import losses as losses_lib
 from jaxnet_lite import metrics as metrics_lib
 from jaxnet_lite import optimizers as optimizers_lib
 from jaxnet_lite.core import Layer
+from jaxnet_lite.core.shapes import as_float
 from jaxnet_lite.training.state import TrainState
 
 Batch = tuple  # (x, y) or (x, y, sample_weight)
@@ -75,15 +76,17 @@ def resolve_loss_weights(model: Layer, loss_weights: Any) -> tuple[float, ...] |
         if unknown:
             raise ValueError(f"loss_weights names {unknown}, which are not outputs of {model.describe()} "
                              f"(its outputs: {names})")
-        return tuple(float(loss_weights.get(n, 1.0)) for n in names)
-    if isinstance(loss_weights, (int, float)) and not isinstance(loss_weights, bool):
-        return (float(loss_weights),) * (count or 1)
-    if isinstance(loss_weights, (list, tuple)) and all(
-            isinstance(w, (int, float)) and not isinstance(w, bool) for w in loss_weights):
+        weights = tuple(as_float(loss_weights.get(n, 1.0)) for n in names)
+        if None in weights:
+            raise ValueError(f"loss_weights must hold finite numbers, got {loss_weights!r}")
+        return weights
+    if as_float(loss_weights) is not None:
+        return (as_float(loss_weights),) * (count or 1)
+    if isinstance(loss_weights, (list, tuple)) and all(as_float(w) is not None for w in loss_weights):
         if count is not None and len(loss_weights) != count:
             raise ValueError(f"loss_weights has {len(loss_weights)} entries but {model.describe()} has {count} "
                              f"outputs {names}")
-        return tuple(float(w) for w in loss_weights)
+        return tuple(as_float(w) for w in loss_weights)
     raise ValueError(f"loss_weights must be a number, a list of numbers or a dict of them, got {loss_weights!r}")
 
 

@@ -29,7 +29,7 @@ from jaxnet_lite.training.progress import Progbar, resolve_verbose
 from jaxnet_lite.training.sources import ArraySource, BatchStream
 from jaxnet_lite.training.state import TrainState
 from jaxnet_lite.training.step import MetricSet
-from jaxnet_lite.training.validation import example_shapes
+from jaxnet_lite.training.validation import check_count, example_shapes
 from jaxnet_lite.training.weights import WeightsIO
 
 __all__ = ["Trainer", "choose_steps_per_execution"]
@@ -55,12 +55,6 @@ class _TrainerHandle(WeightsIO):
 def _is_batch_stream(x: Any, y: Any) -> bool:
     """`x` is an iterable of batches (a generator, a list of `(x, y)` pairs), not arrays."""
     return x is not None and y is None and not isinstance(x, (np.ndarray, jax.Array, dict))
-
-
-def _check_int(value: Any, what: str, where: str, *, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{where}: {what} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
 
 
 class Trainer:
@@ -152,7 +146,7 @@ class Trainer:
                                  "the dataset's batches set the batch size, so leave batch_size out")
             return BatchStream(x, steps_per_epoch=steps_per_epoch, where=where)
         if batch_size is not None and where != "fit":
-            _check_int(batch_size, "batch_size", where)
+            check_count(batch_size, "batch_size", where)
         return ArraySource(self.engine, x, y, batch_size, shuffle=shuffle, steps_per_epoch=steps_per_epoch,
                            where=where)
 
@@ -178,9 +172,9 @@ class Trainer:
         `x` is arrays (with labels `y`) or an iterable of `(x, y)` batches. On CPU it keeps freed host
         memory for reuse (`host_allocator`; off with JAXNET_LITE_TUNE_MALLOC=0).
         """
-        epochs = _check_int(epochs, "epochs", "fit", minimum=0)
-        initial_epoch = _check_int(initial_epoch, "initial_epoch", "fit", minimum=0)
-        validation_freq = _check_int(validation_freq, "validation_freq", "fit")
+        epochs = check_count(epochs, "epochs", "fit", minimum=0)
+        initial_epoch = check_count(initial_epoch, "initial_epoch", "fit", minimum=0)
+        validation_freq = check_count(validation_freq, "validation_freq", "fit")
         tune_for_backend(jax.default_backend())
         if validation_split and validation_data is None:  # Keras: validation_data takes precedence
             if _is_batch_stream(x, y):
@@ -234,7 +228,7 @@ class Trainer:
         if steps is not None:
             raise ValueError("predict: steps is not supported; pass the examples to predict as x")
         if batch_size is not None:
-            _check_int(batch_size, "batch_size", "predict")
+            check_count(batch_size, "batch_size", "predict")
         check_inputs(x, "predict")
         self.engine.ensure_state(example_shapes(x, self.model))
         params, state = self.variables

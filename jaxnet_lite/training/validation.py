@@ -25,6 +25,14 @@ def example_shapes(x: Any, model: Any = None) -> Any:
     return tuple(np.shape(x)[1:])
 
 
+def check_count(value: Any, what: str, where: str, *, minimum: int = 1) -> int:
+    """An integer argument of `fit`/`evaluate`/`predict` (a batch size, a number of epochs or steps), as a
+    Python int; bools and floats are refused with the argument named."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{where}: {what} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
 def as_numeric(tree: Any, name: str, where: str) -> Any:
     """`tree` with every leaf an array of numbers: nested Python lists of numbers become one array;
     strings, objects, complex numbers and ragged lists are refused with the leaf's name and dtype."""
@@ -59,8 +67,7 @@ def validate_arrays(engine: Any, x: Any, y: Any, batch_size: int | None, where: 
     if n == 0:
         raise ValueError(f"{where}: x and y hold no examples")
     if batch_size is not None:
-        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-            raise ValueError(f"{where}: batch_size must be a positive integer, got {batch_size!r}")
+        check_count(batch_size, "batch_size", where)
         if batch_size > n:
             raise ValueError(f"{where}: batch_size {batch_size} is larger than the {n} training examples")
     check_finite(x, "x", where)

@@ -76,8 +76,9 @@ class StepWatch:
 
     def end(self, steps_done: int, sums: dict) -> None:
         """After a dispatch that brought the epoch to `steps_done` steps, with the running `sums`."""
+        logs = read_logs(sums) if self.batch_hooks else None  # one host read serves hook and bar
         if self.batch_hooks:
-            getattr(self.callbacks, f"on_{self.phase}_batch_end")(steps_done - 1, read_logs(sums))
+            getattr(self.callbacks, f"on_{self.phase}_batch_end")(steps_done - 1, logs)
         if self.live and time.perf_counter() - self._last_shown > _BAR_REFRESH_SECONDS:
-            self.bar.update(steps_done, read_logs(sums))
+            self.bar.update(steps_done, logs if logs is not None else read_logs(sums))
             self._last_shown = time.perf_counter()
