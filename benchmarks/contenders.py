@@ -25,6 +25,7 @@ class Contender:
     description: str
     requires: tuple[str, ...] = ()  # optional packages (the `bench` extra); skipped when absent
     cpu_skip: tuple[str, ...] = ()  # workloads left out by default on CPU (too slow to be worth the wait)
+    no_model: tuple[str, ...] = ()  # workloads this contender has no model for (always skipped)
     env: tuple[tuple[str, str], ...] = ()  # set in the worker's environment before the module is imported
 
     def missing(self) -> list[str]:
@@ -47,7 +48,8 @@ ALL = {c.name: c for c in [
               cpu_skip=("cnn",)),
     Contender("keras_jax", "benchmarks.keras_contender", "KerasJax", "Keras 3, JAX backend, model.fit",
               requires=("keras",)),
-    Contender("flax_nnx", "benchmarks.flax_contender", "FlaxNnx", "Flax NNX, MNIST-example style", requires=("flax",)),
+    Contender("flax_nnx", "benchmarks.flax_contender", "FlaxNnx", "Flax NNX, MNIST-example style", requires=("flax",),
+              no_model=("lstm", "lstm_wide")),
     # Peers outside JAX (optional, not in the `bench` extra): pip install tensorflow-cpu / torch==2.13.0.
     Contender("keras_tf", "benchmarks.keras_tf_contender", "KerasTf", "Keras 3, TensorFlow backend, model.fit",
               requires=("keras", "tensorflow"), env=(("KERAS_BACKEND", "tensorflow"),)),

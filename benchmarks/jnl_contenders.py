@@ -18,12 +18,21 @@ import optax
 
 import jaxnet_lite as jnl
 from jaxnet_lite.host_allocator import tune_for_backend
+from benchmarks import workloads
 from benchmarks.batches import epoch_batches
-from jaxnet_lite.layers import Conv2D, Dense, Dropout, Flatten, MaxPooling2D
+from benchmarks.reference_lstm import matmul_flops_per_example
+from jaxnet_lite.layers import LSTM, Conv2D, Dense, Dropout, Embedding, Flatten, MaxPooling2D
 
 
-def build_model(workload: str) -> jnl.Sequential:
-    """The workload's model, as the tutorial writes it (softmax output)."""
+def build_model(workload: Any) -> jnl.Sequential:
+    """The workload's model (a `Workload` or its name), as the tutorial and the IMDB example write it."""
+    spec = workloads.FULL.get(workload) if isinstance(workload, str) else workload
+    if spec is None:
+        raise ValueError(f"unknown workload {workload!r}")
+    workload = spec.name
+    if spec.sequence:  # examples/imdb_lstm.py
+        return jnl.Sequential([Embedding(spec.vocab, 32, mask_zero=True, input_shape=spec.input_shape),
+                               LSTM(spec.units), Dense(1, activation="sigmoid")])
     if workload == "cnn":
         return jnl.Sequential([
             Conv2D(32, (3, 3), activation="relu", input_shape=(28, 28, 1)), MaxPooling2D((2, 2)),
@@ -39,10 +48,20 @@ def build_model(workload: str) -> jnl.Sequential:
     raise ValueError(f"unknown workload {workload!r}")
 
 
-def _inference_flops(model: jnl.Sequential, input_shape: tuple[int, ...]) -> float | None:
+def loss_name(workload: Any) -> str:
+    """Binary cross-entropy for the one-unit sigmoid models, categorical cross-entropy for the others."""
+    return "binary_crossentropy" if workload.binary else "categorical_crossentropy"
+
+
+def _flops_info(model: jnl.Sequential, workload: Any) -> dict:
+    """The inference FLOPs per example: the summary's XLA count, or for the LSTM the count by hand that the
+    reference reports too (XLA's cost analysis counts a loop body once)."""
+    if workload.sequence:
+        infer = matmul_flops_per_example(workload.input_shape[0], workload.units)
+        return {"analytic_inference_flops_per_example": infer, "analytic_train_flops_per_example": 3 * infer}
     from jaxnet_lite.models.summary import flops_per_example
 
-    return flops_per_example(model, input_shape)
+    return {"jnl_inference_flops_per_example": flops_per_example(model, workload.input_shape)}
 
 
 class JnlFit:
@@ -51,9 +70,8 @@ class JnlFit:
     def __init__(self, workload: Any, arrays: tuple[np.ndarray, ...], seed: int = 0) -> None:
         self.workload = workload
         self.x, self.y, self.x_test, self.y_test = arrays
-        self.model = build_model(workload.name)
-        self.model.compile(loss="categorical_crossentropy", optimizer=optax.adam(1e-3), metrics=["accuracy"],
-                           seed=seed)
+        self.model = build_model(workload)
+        self.model.compile(loss=loss_name(workload), optimizer=optax.adam(1e-3), metrics=["accuracy"], seed=seed)
 
     def train(self, epochs: int) -> float:
         history = self.model.fit(self.x, self.y, batch_size=self.workload.batch_size, epochs=epochs, verbose=0)
@@ -66,7 +84,7 @@ class JnlFit:
         return float(loss), float(acc)
 
     def info(self) -> dict:
-        return {"jnl_inference_flops_per_example": _inference_flops(self.model, self.workload.input_shape),
+        return {**_flops_info(self.model, self.workload),
                 "steps_per_execution": _resolved_spe(self.model, self.workload.steps_per_epoch)}
 
 
@@ -93,14 +111,15 @@ class JnlStep:
 
     def __init__(self, workload: Any, arrays: tuple[np.ndarray, ...], seed: int = 0) -> None:
         tune_for_backend(jax.default_backend())
+        self.workload = workload
         self.batch = workload.batch_size
         x, y, x_test, y_test = arrays
         self.x, self.y = jax.device_put(x), jax.device_put(y)
         self.x_test, self.y_test = jax.device_put(x_test), jax.device_put(y_test)
-        self.model = build_model(workload.name)
+        self.model = build_model(workload)
         optimizer = optax.adam(1e-3)
-        self.step = jnl.make_train_step(self.model, "categorical_crossentropy", optimizer, metrics=["accuracy"])
-        self.eval_step = jnl.make_eval_step(self.model, "categorical_crossentropy", metrics=["accuracy"])
+        self.step = jnl.make_train_step(self.model, loss_name(workload), optimizer, metrics=["accuracy"])
+        self.eval_step = jnl.make_eval_step(self.model, loss_name(workload), metrics=["accuracy"])
         self.ts = jnl.TrainState.create(self.model, optimizer, seed, input_shape=workload.input_shape)
         self.key = jax.random.key(seed + 1)
         self.epoch = 0
@@ -122,4 +141,4 @@ class JnlStep:
         return loss, acc
 
     def info(self) -> dict:
-        return {"jnl_inference_flops_per_example": _inference_flops(self.model, tuple(self.x.shape[1:]))}
+        return _flops_info(self.model, self.workload)

@@ -2,7 +2,9 @@
 
 The worker sets `KERAS_BACKEND=jax` in its environment before this module imports keras. Keras keeps
 its own defaults (its `MaxPooling2D` is `lax.reduce_window`, `steps_per_execution=1`, host-side
-shuffling and batching): that is what a Keras user gets.
+shuffling and batching): that is what a Keras user gets. The `lstm` workloads are Keras' IMDB recipe
+(`examples/imdb_lstm.py`): `Embedding(500, 32, mask_zero=True)`, `LSTM(units)`, `Dense(1, sigmoid)`,
+binary cross-entropy; on JAX Keras runs its LSTM as a `lax.scan` (cuDNN only on NVIDIA GPUs).
 """
 
 from __future__ import annotations
@@ -17,7 +19,13 @@ import keras  # noqa: E402
 from keras import layers  # noqa: E402
 
 
-def build_model(workload: str) -> keras.Sequential:
+def build_model(workload: Any) -> keras.Sequential:
+    """The workload's model (a `Workload` or the name of an image/table workload), as Keras users write it."""
+    if getattr(workload, "sequence", False):
+        return keras.Sequential([keras.Input(workload.input_shape, dtype="int32"),
+                                 layers.Embedding(workload.vocab, 32, mask_zero=True), layers.LSTM(workload.units),
+                                 layers.Dense(1, activation="sigmoid")])
+    workload = getattr(workload, "name", workload)
     if workload == "cnn":
         return keras.Sequential([
             keras.Input((28, 28, 1)), layers.Conv2D(32, (3, 3), activation="relu"), layers.MaxPooling2D((2, 2)),
@@ -46,9 +54,9 @@ class KerasJax:
         keras.utils.set_random_seed(seed)
         self.workload = workload
         self.x, self.y, self.x_test, self.y_test = arrays
-        self.model = build_model(workload.name)
-        self.model.compile(loss="categorical_crossentropy", optimizer=keras.optimizers.Adam(1e-3),
-                           metrics=["accuracy"])
+        self.model = build_model(workload)
+        loss = "binary_crossentropy" if workload.binary else "categorical_crossentropy"
+        self.model.compile(loss=loss, optimizer=keras.optimizers.Adam(1e-3), metrics=["accuracy"])
 
     def train(self, epochs: int) -> float:
         history = self.model.fit(self.x, self.y, batch_size=self.workload.batch_size, epochs=epochs, verbose=0)

@@ -6,7 +6,9 @@ batch is cut on the device inside the jitted step (`lax.dynamic_slice` of the in
 the step (forward, `jax.value_and_grad`, Adam, loss/accuracy sums) is one `jax.jit` with the state
 donated; the loss is computed from logits; the CNN's 2x2 max pooling is crop + reshape + `max`, whose
 gradient is far cheaper on XLA:CPU than `lax.reduce_window`'s. A short last batch is padded and
-masked so a single compiled shape serves every step. Two variants:
+masked so a single compiled shape serves every step. The `lstm` workloads' model (embedding, masked
+LSTM with the input projection hoisted out of its `lax.scan`, sigmoid folded into the loss) is in
+`reference_lstm.py`. Two variants:
 
 - `ReferenceJit` ("ref_jit"): one jitted call per step, dispatched from a Python loop;
 - `ReferenceScan` ("ref_scan"): one jitted call per epoch, `lax.scan` over its steps (on CPU several times
@@ -23,6 +25,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from jax import lax
+
+from benchmarks import reference_lstm
 
 # -- models as pure functions ----------------------------------------------------------------------
 
@@ -88,12 +92,25 @@ def apply_mlp(params: dict, x: jax.Array, key: jax.Array | None = None, training
 MLP_SIZES = {"mlp": (4, 32, 32, 32, 3), "wide": (784, 1024, 1024, 10)}
 
 
-def model_for(workload: str) -> tuple[Any, Any]:
-    """`(init(key), apply(params, x, key, training))` of a workload's model."""
-    if workload == "cnn":
+def model_for(workload: Any) -> tuple[Any, Any]:
+    """`(init(key), apply(params, x, key, training))` of a workload's model (a `Workload`, or the name of
+    one of the image/table workloads)."""
+    name = getattr(workload, "name", workload)
+    if getattr(workload, "sequence", False):
+        return (lambda key: reference_lstm.init_lstm(key, workload.vocab, workload.units)), reference_lstm.apply_lstm
+    if name == "cnn":
         return init_cnn, apply_cnn
-    sizes = MLP_SIZES[workload]
+    sizes = MLP_SIZES[name]
     return (lambda key: init_mlp(key, sizes)), apply_mlp
+
+
+def losses_for(workload: Any) -> tuple[Any, Any]:
+    """`(per_example_loss(logits, y), correct(logits, y))`, both from logits: softmax cross-entropy and
+    argmax agreement on one-hot labels, or sigmoid cross-entropy and `logit > 0` on 0/1 labels (n, 1)."""
+    if getattr(workload, "binary", False):
+        return (lambda logits, y: optax.sigmoid_binary_cross_entropy(logits[:, 0], y[:, 0]),
+                lambda logits, y: ((logits[:, 0] > 0) == (y[:, 0] > 0.5)))
+    return optax.softmax_cross_entropy, lambda logits, y: jnp.argmax(logits, -1) == jnp.argmax(y, -1)
 
 
 # -- the trainer a careful user writes -------------------------------------------------------------
@@ -104,7 +121,9 @@ class ReferenceJit:
 
     def __init__(self, workload: Any, arrays: tuple[np.ndarray, ...], seed: int = 0) -> None:
         self.batch = workload.batch_size
-        init, self.apply = model_for(workload.name)
+        self.workload = workload
+        init, self.apply = model_for(workload)
+        self.loss_fn, self.correct_fn = losses_for(workload)
         x_train, y_train, x_test, y_test = arrays
         self.x, self.y = jax.device_put(x_train), jax.device_put(y_train)  # once, before any timing
         self.x_test, self.y_test = jax.device_put(x_test), jax.device_put(y_test)
@@ -133,7 +152,7 @@ class ReferenceJit:
         return jnp.take(x_all, idx, axis=0), jnp.take(y_all, idx, axis=0), w
 
     def _sums(self, per_example, logits, y, w):
-        correct = (jnp.argmax(logits, -1) == jnp.argmax(y, -1)).astype(jnp.float32)
+        correct = self.correct_fn(logits, y).astype(jnp.float32)
         return jnp.stack([jnp.sum(per_example * w), jnp.sum(correct * w), jnp.sum(w)])
 
     def _step(self, carry, x_all, y_all, index, weight, i):
@@ -142,7 +161,7 @@ class ReferenceJit:
 
         def loss_fn(p):
             logits = self.apply(p, xb, jax.random.fold_in(self.key, t), True)
-            per_example = optax.softmax_cross_entropy(logits, yb)
+            per_example = self.loss_fn(logits, yb)
             return jnp.sum(per_example * w) / jnp.maximum(jnp.sum(w), 1.0), (per_example, logits)
 
         (_, (per_example, logits)), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
@@ -153,7 +172,7 @@ class ReferenceJit:
     def _eval(self, params, sums, x_all, y_all, index, weight, i):
         xb, yb, w = self._batch(x_all, y_all, index, weight, i)
         logits = self.apply(params, xb, None, False)
-        return sums + self._sums(optax.softmax_cross_entropy(logits, yb), logits, yb, w)
+        return sums + self._sums(self.loss_fn(logits, yb), logits, yb, w)
 
     # the benchmark interface
     def train(self, epochs: int) -> float:
@@ -180,10 +199,14 @@ class ReferenceJit:
         return float(sums[0] / sums[2]), float(sums[1] / sums[2])
 
     def info(self) -> dict:
-        """XLA's FLOP count of one train step and of inference, per example (the FLOP-rate denominators)."""
+        """XLA's FLOP count of one train step and of inference, per example (the FLOP-rate denominators);
+        for the LSTM a count by hand, 3x inference for training (XLA counts a loop body once)."""
+        if getattr(self.workload, "sequence", False):
+            infer = reference_lstm.matmul_flops_per_example(self.x.shape[1], self.workload.units)
+            return {"analytic_inference_flops_per_example": infer, "analytic_train_flops_per_example": 3 * infer}
         index, weight = self._index(None, self.n, self.steps)
         step_cost = _flops(self._step, self.carry, self.x, self.y, index, weight, jnp.zeros((), jnp.int32))
-        one = jax.ShapeDtypeStruct((1, *self.x.shape[1:]), jnp.float32)
+        one = jax.ShapeDtypeStruct((1, *self.x.shape[1:]), self.x.dtype)
         infer_cost = _flops(lambda p, x: self.apply(p, x, None, False), self.carry[0], one)
         return {"xla_train_flops_per_example": step_cost / self.batch if step_cost else None,
                 "xla_inference_flops_per_example": infer_cost}

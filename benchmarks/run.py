@@ -39,13 +39,14 @@ def _probe(peak_only: bool = False, quick: bool = False) -> dict:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--workloads", default="cnn,mlp,wide", help="comma-separated: cnn, mlp, wide")
+    p.add_argument("--workloads", default="cnn,mlp,wide",
+                   help=f"comma-separated, from: {', '.join(workloads.FULL)}")
     p.add_argument("--contenders", default=",".join(contenders.ALL),
                    help=f"comma-separated, from: {', '.join(contenders.ALL)} (reference: {contenders.REFERENCE})")
     p.add_argument("--quick", action="store_true", help="a few steps per window (smoke test, first look)")
     p.add_argument("--windows", type=int, default=None, help="steady-state windows per contender (after warm-up)")
     p.add_argument("--steps", type=int, default=None,
-                   help="training steps per window (cnn/wide: uses the first steps*batch examples; mlp: epochs)")
+                   help="training steps per window (cnn/wide/lstm*: the first steps*batch examples; mlp: epochs)")
     p.add_argument("--eval-windows", type=int, default=None, help="evaluation windows (default 3; quick 1)")
     p.add_argument("--out", type=Path, default=None, help="write the JSON document here")
     p.add_argument("--include-slow", action="store_true",
@@ -61,7 +62,9 @@ def _choose(names: list[str], workload: str, platform: str, include_slow: bool) 
     run, skipped = [], {}
     for n in names:
         c = contenders.ALL[n]
-        if c.missing():
+        if workload in c.no_model:
+            skipped[n] = f"no {workload} model written for this contender"
+        elif c.missing():
             skipped[n] = f"not installed ({', '.join(c.missing())}; see benchmarks/README.md for how to install it)"
         elif platform == "cpu" and workload in c.cpu_skip and not include_slow:
             skipped[n] = f"left out on CPU for {workload} (very slow there; --include-slow runs it)"

@@ -9,6 +9,12 @@ PyTorch's default initialisation is kept (Kaiming-uniform, not Keras' Glorot). N
 this is eager mode. Threads are pinned to 2 (`torch.set_num_threads(2)`), the CPU runs' core count.
 Where PyTorch sees a CUDA GPU, model and data live there (as JAX's workers use their default device).
 The worker process also imports JAX (for `jax.devices()`), so its RSS includes both runtimes.
+
+The `lstm` workloads: `nn.Embedding(500, 32)` -> `nn.LSTM(32, units, batch_first=True)` -> `nn.Linear(units,
+1)`, `F.binary_cross_entropy_with_logits`. No mask and no packed sequences: PyTorch's LSTM has no mask,
+and packing (which needs post-padding and skips the padded steps) would do less work than the masked
+contenders; so it runs all 200 steps, reading padding token 0 as a word, the same arithmetic as the
+others' masked scan. PyTorch's LSTM keeps two biases (`b_ih`, `b_hh`) and its own initialisation.
 """
 
 from __future__ import annotations
@@ -26,7 +32,25 @@ DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 MLP_SIZES = {"mlp": (4, 32, 32, 32, 3), "wide": (784, 1024, 1024, 10)}  # as reference_jax.MLP_SIZES
 
 
-def build_model(workload: str) -> nn.Module:
+class LstmClassifier(nn.Module):
+    """Embedding -> LSTM over every step (no mask) -> Linear(units, 1) on the last step's `h`: one logit."""
+
+    def __init__(self, vocab: int, units: int, embed: int = 32) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(vocab, embed)
+        self.lstm = nn.LSTM(embed, units, batch_first=True)
+        self.out = nn.Linear(units, 1)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        _, (h, _) = self.lstm(self.embed(ids))
+        return self.out(h[-1])
+
+
+def build_model(workload: Any) -> nn.Module:
+    """The workload's model (a `Workload` or the name of an image/table workload)."""
+    if getattr(workload, "sequence", False):
+        return LstmClassifier(workload.vocab, workload.units)
+    workload = getattr(workload, "name", workload)
     if workload == "cnn":
         return nn.Sequential(
             nn.Conv2d(1, 32, 3), nn.ReLU(), nn.MaxPool2d(2),
@@ -42,24 +66,39 @@ def build_model(workload: str) -> nn.Module:
     raise ValueError(f"unknown workload {workload!r}")
 
 
-def _tensors(x: np.ndarray, y: np.ndarray, cnn: bool) -> tuple[torch.Tensor, torch.Tensor]:
+def _tensors(x: np.ndarray, y: np.ndarray, workload: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """Inputs and targets on the device: class indices for one-hot labels, float 0/1 of shape (n, 1) for
+    binary ones; token ids as int64 (what `nn.Embedding` takes)."""
+    if workload.sequence:
+        return (torch.from_numpy(np.asarray(x, np.int64)).to(DEVICE),
+                torch.from_numpy(np.asarray(y, np.float32)).to(DEVICE))
     xt = torch.from_numpy(np.ascontiguousarray(x, np.float32))
-    if cnn:  # NHWC (the prepared arrays) -> NCHW, PyTorch's layout
+    if workload.name == "cnn":  # NHWC (the prepared arrays) -> NCHW, PyTorch's layout
         xt = xt.permute(0, 3, 1, 2).contiguous()
     return xt.to(DEVICE), torch.from_numpy(np.asarray(y).argmax(-1)).long().to(DEVICE)
 
 
+def _loss(logits: torch.Tensor, y: torch.Tensor, binary: bool, reduction: str = "mean") -> torch.Tensor:
+    if binary:
+        return F.binary_cross_entropy_with_logits(logits, y, reduction=reduction)
+    return F.cross_entropy(logits, y, reduction=reduction)
+
+
+def _correct(logits: torch.Tensor, y: torch.Tensor, binary: bool) -> torch.Tensor:
+    return ((logits > 0) == (y > 0.5)).sum() if binary else (logits.argmax(-1) == y).sum()
+
+
 class TorchEager:
-    """`model.train()`; per batch `zero_grad`, forward, `F.cross_entropy`, `backward`, `Adam.step`."""
+    """`model.train()`; per batch `zero_grad`, forward, cross-entropy from logits, `backward`, `Adam.step`."""
 
     def __init__(self, workload: Any, arrays: tuple[np.ndarray, ...], seed: int = 0) -> None:
         torch.manual_seed(seed)
         self.batch = workload.batch_size
-        cnn = workload.name == "cnn"
+        self.binary = workload.binary
         x, y, x_test, y_test = arrays
-        self.x, self.y = _tensors(x, y, cnn)
-        self.x_test, self.y_test = _tensors(x_test, y_test, cnn)
-        self.model = build_model(workload.name).to(DEVICE)
+        self.x, self.y = _tensors(x, y, workload)
+        self.x_test, self.y_test = _tensors(x_test, y_test, workload)
+        self.model = build_model(workload).to(DEVICE)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-3, eps=1e-7)
         self.generator = torch.Generator().manual_seed(seed + 1)
 
@@ -73,7 +112,7 @@ class TorchEager:
                 idx = perm[s:s + self.batch]
                 xb, yb = self.x[idx], self.y[idx]
                 self.optimizer.zero_grad(set_to_none=True)
-                loss = F.cross_entropy(self.model(xb), yb)
+                loss = _loss(self.model(xb), yb, self.binary)
                 loss.backward()
                 self.optimizer.step()
                 total += loss.detach() * len(idx)
@@ -89,8 +128,8 @@ class TorchEager:
             for s in range(0, n, self.batch):
                 xb, yb = self.x_test[s:s + self.batch], self.y_test[s:s + self.batch]
                 logits = self.model(xb)
-                loss_sum += F.cross_entropy(logits, yb, reduction="sum")
-                correct += (logits.argmax(-1) == yb).sum()
+                loss_sum += _loss(logits, yb, self.binary, reduction="sum")
+                correct += _correct(logits, yb, self.binary)
         return float(loss_sum) / n, float(correct) / n
 
     def info(self) -> dict:

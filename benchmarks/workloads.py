@@ -1,13 +1,17 @@
-"""The three workloads and their data, identical for every contender.
+"""The workloads and their data, identical for every contender.
 
-The parent process prepares each workload's arrays once (float32 inputs, one-hot float32 labels) and
-writes them to a scratch directory; every worker loads the same files. So no contender can differ in
-its data, and the hand-written reference never has to import jaxnet_lite to read a dataset.
+The parent process prepares each workload's arrays once and writes them to a scratch directory; every
+worker loads the same files. So no contender can differ in its data, and the hand-written reference
+never has to import jaxnet_lite to read a dataset. Image and table workloads have float32 inputs and
+one-hot float32 labels; the sequence workloads have int32 token ids and float32 0/1 labels of shape (n, 1).
 
 - `cnn`: the tutorial's MNIST CNN, batch 128 (XLA convolution speed; real MNIST when
   `$JAXNET_LITE_DATA_DIR/mnist` exists, else synthetic 28x28 images of the same shape);
 - `mlp`: the tutorial's 4-32-32-32-3 MLP on Iris, batch 16 (per-step overhead dominates);
-- `wide`: a 784-1024-1024-10 MLP on flattened MNIST, batch 256 (FLOPs dominate, for accelerators).
+- `wide`: a 784-1024-1024-10 MLP on flattened MNIST, batch 256 (FLOPs dominate, for accelerators);
+- `lstm`: the IMDB example (`examples/imdb_lstm.py`): Embedding(500, 32, mask_zero=True) -> LSTM(32) ->
+  Dense(1, sigmoid) on reviews padded to 200 tokens, batch 32 (a 200-step loop of small matmuls);
+- `lstm_wide`: the same model with LSTM(128), batch 128 (the recurrent matmul starts to matter).
 """
 
 from __future__ import annotations
@@ -34,6 +38,19 @@ class Workload:
     epochs_per_window: int  # a window is this many epochs over the n_train examples
     eval_repeats: int  # an evaluation window is this many passes over the test set
     windows: int  # steady-state windows (after the first, which includes compilation)
+    vocab: int = 0  # > 0: inputs are int32 token ids in [0, vocab), 0 the padding (the sequence workloads)
+    units: int = 0  # the LSTM's units (sequence workloads)
+
+    @property
+    def binary(self) -> bool:
+        """One output unit: 0/1 labels of shape (n, 1), sigmoid output, binary cross-entropy (else softmax
+        over `classes` with one-hot labels and categorical cross-entropy)."""
+        return self.classes == 1
+
+    @property
+    def sequence(self) -> bool:
+        """Token-id inputs (the LSTM workloads)."""
+        return self.vocab > 0
 
     @property
     def steps_per_epoch(self) -> int:
@@ -43,18 +60,27 @@ class Workload:
         return {**dataclasses.asdict(self), "steps_per_epoch": self.steps_per_epoch}
 
 
+IMDB_VOCAB, IMDB_MAXLEN = 500, 200  # examples/imdb_lstm.py: num_words=500, pad_sequences(maxlen=200)
+IMDB_TRAIN = 4000  # the example's training split: the first 80% of the 5,000 reviews (validation_split=0.2)
+
 # Full runs: one window is one epoch of full MNIST for cnn/wide (60,000 images: the last batch is short,
-# which each contender handles its own way), 250 epochs of Iris (2,000 steps) for mlp.
+# which each contender handles its own way), 250 epochs of Iris (2,000 steps) for mlp, one epoch of the
+# example's 4,000 training reviews for lstm (125 steps) and lstm_wide (32 steps, the last one short).
 FULL = {
     "cnn": Workload("cnn", 128, (28, 28, 1), 10, 60000, 10000, 1, 1, 3),
     "mlp": Workload("mlp", 16, (4,), 3, 120, 30, 250, 100, 7),
     "wide": Workload("wide", 256, (784,), 10, 60000, 10000, 1, 1, 3),
+    "lstm": Workload("lstm", 32, (IMDB_MAXLEN,), 1, IMDB_TRAIN, 1000, 1, 1, 5, vocab=IMDB_VOCAB, units=32),
+    "lstm_wide": Workload("lstm_wide", 128, (IMDB_MAXLEN,), 1, IMDB_TRAIN, 1000, 1, 1, 3, vocab=IMDB_VOCAB,
+                          units=128),
 }
 # --quick: a few steps each, for the smoke test and a first look.
 QUICK = {
     "cnn": Workload("cnn", 128, (28, 28, 1), 10, 512, 256, 1, 1, 2),
     "mlp": Workload("mlp", 16, (4,), 3, 120, 30, 10, 5, 2),
     "wide": Workload("wide", 256, (784,), 10, 1024, 512, 1, 1, 2),
+    "lstm": Workload("lstm", 32, (IMDB_MAXLEN,), 1, 128, 64, 1, 1, 2, vocab=IMDB_VOCAB, units=32),
+    "lstm_wide": Workload("lstm_wide", 128, (IMDB_MAXLEN,), 1, 256, 128, 1, 1, 2, vocab=IMDB_VOCAB, units=128),
 }
 
 
@@ -75,6 +101,26 @@ def get(name: str, quick: bool, windows: int | None = None, steps: int | None = 
 
 def _one_hot(y: np.ndarray, classes: int) -> np.ndarray:
     return np.eye(classes, dtype=np.float32)[np.asarray(y, np.int64)]
+
+
+def _repeat(a: np.ndarray, n: int) -> np.ndarray:
+    """The first `n` rows of `a` repeated as often as needed (`--steps` beyond one pass over the data)."""
+    return np.concatenate([a] * -(-n // len(a)))[:n]
+
+
+def _imdb(workload: Workload) -> tuple[str, tuple[np.ndarray, ...]]:
+    """The shipped IMDB subset as the example prepares it: int32 ids padded in front to 200, 0/1 labels."""
+    from jaxnet_lite.datasets import imdb
+    from jaxnet_lite.utils import pad_sequences
+
+    (xtr, ytr), (xte, yte) = imdb.load_data(num_words=workload.vocab)
+    maxlen = workload.input_shape[0]
+    xtr, xte = pad_sequences(xtr[:IMDB_TRAIN], maxlen=maxlen), pad_sequences(xte, maxlen=maxlen)
+    ytr, yte = ytr[:IMDB_TRAIN], yte
+    source = f"imdb subset (shipped with jaxnet_lite), num_words={workload.vocab}, maxlen={maxlen}"
+    label = lambda y: np.asarray(y, np.float32).reshape(-1, 1)  # noqa: E731
+    return source, (_repeat(xtr, workload.n_train).astype(np.int32), label(_repeat(ytr, workload.n_train)),
+                    xte[:workload.n_test].astype(np.int32), label(yte[:workload.n_test]))
 
 
 def _mnist(n_train: int, n_test: int) -> tuple[str, tuple[np.ndarray, ...]]:
@@ -100,6 +146,12 @@ def _mnist(n_train: int, n_test: int) -> tuple[str, tuple[np.ndarray, ...]]:
 
 def prepare(workload: Workload, out_dir: Path) -> dict:
     """Write `<name>.npz` (x_train, y_train, x_test, y_test) to `out_dir`; returns a description."""
+    if workload.sequence:
+        source, (xtr, ytr, xte, yte) = _imdb(workload)
+        arrays = {"x_train": xtr, "y_train": ytr, "x_test": xte, "y_test": yte}
+        np.savez(out_dir / f"{workload.name}.npz", **arrays)
+        return {"source": source, "synthetic": False, "padding_fraction": float(np.mean(xtr == 0)),
+                **{f"{k}_shape": list(v.shape) for k, v in arrays.items()}}
     if workload.name == "mlp":
         from jaxnet_lite.datasets import iris
 
@@ -120,6 +172,7 @@ def prepare(workload: Workload, out_dir: Path) -> dict:
 
 
 def load(out_dir: Path, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The prepared arrays of workload `name`: (x_train, y_train, x_test, y_test), float32 NumPy."""
+    """The prepared arrays of workload `name`: (x_train, y_train, x_test, y_test) as NumPy (float32; the
+    sequence workloads' inputs int32)."""
     with np.load(Path(out_dir) / f"{name}.npz") as f:
         return f["x_train"], f["y_train"], f["x_test"], f["y_test"]

@@ -12,6 +12,7 @@ from jaxnet_lite import (
     activations,
     callbacks,
     checkpoint,
+    constraints,
     data,
     datasets,
     initializers,
@@ -19,10 +20,12 @@ from jaxnet_lite import (
     losses,
     metrics,
     optimizers,
+    regularizers,
     utils,
 )
 from jaxnet_lite.core import Layer, LayerError, Variables
 from jaxnet_lite.models import Input, Model, Sequential
+from jaxnet_lite import models, saving
 from jaxnet_lite.training import Trainer, TrainState, make_eval_step, make_train_step
 
 __all__ = [
@@ -38,6 +41,7 @@ __all__ = [
     "activations",
     "callbacks",
     "checkpoint",
+    "constraints",
     "data",
     "datasets",
     "initializers",
@@ -46,7 +50,10 @@ __all__ = [
     "make_eval_step",
     "make_train_step",
     "metrics",
+    "models",
     "optimizers",
+    "regularizers",
+    "saving",
     "testing",
     "utils",
 ]

@@ -63,6 +63,23 @@ def silu(x: jax.Array) -> jax.Array:
 
 swish = silu
 
+def hard_sigmoid(x: jax.Array) -> jax.Array:
+    """Keras 3's piecewise-linear sigmoid: `clip(x / 6 + 0.5, 0, 1)`."""
+    return jax.nn.hard_sigmoid(x)
+
+
+def softsign(x: jax.Array) -> jax.Array:
+    return jax.nn.soft_sign(x)
+
+
+def relu6(x: jax.Array) -> jax.Array:
+    return jax.nn.relu6(x)
+
+
+def exponential(x: jax.Array) -> jax.Array:
+    return jnp.exp(x)
+
+
 _BY_NAME: dict[str, Activation] = {
     "linear": linear,
     "relu": relu,
@@ -77,6 +94,10 @@ _BY_NAME: dict[str, Activation] = {
     "softplus": softplus,
     "silu": silu,
     "swish": swish,
+    "hard_sigmoid": hard_sigmoid,
+    "softsign": softsign,
+    "relu6": relu6,
+    "exponential": exponential,
 }
 
 

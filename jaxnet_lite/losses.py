@@ -141,11 +141,8 @@ def check_one_hot_labels(loss_name: str, out_shape: tuple, y: Any, where: str, n
 
 
 def check_binary_labels(loss_name: str, out_shape: tuple, y: Any, where: str, name: str) -> None:
-    if tuple(y.shape[1:]) != out_shape:
-        raise ValueError(
-            f"{where}: {loss_name} expects {name} of shape (batch, {_dims(out_shape)}) to match the model output, "
-            f"got {y.shape}"
-        )
+    """Labels of the output's shape; a single sigmoid unit also takes labels of shape (batch,), as in Keras."""
+    check_labels_like_output(loss_name, out_shape, y, where, name)
 
 
 @dataclass(frozen=True)

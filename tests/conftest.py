@@ -23,3 +23,13 @@ def shared_data() -> Path:
     if not (SHARED_DATA / "mnist").is_dir():
         pytest.skip(f"MNIST data directory {SHARED_DATA / 'mnist'} is absent (set JAXNET_LITE_DATA_DIR)")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def keras():
+    """Keras 3 on its JAX backend, the oracle the Keras-fidelity tests compare with; skips without it."""
+    os.environ.setdefault("KERAS_BACKEND", "jax")
+    keras = pytest.importorskip("keras")
+    if keras.backend.backend() != "jax":
+        pytest.skip("the Keras oracle runs on Keras' JAX backend (set KERAS_BACKEND=jax)")
+    return keras

@@ -23,6 +23,8 @@ GROUPS = {
     "jaxnet_lite.losses": "maths",
     "jaxnet_lite.metrics": "maths",
     "jaxnet_lite.optimizers": "maths",
+    "jaxnet_lite.regularizers": "maths",
+    "jaxnet_lite.constraints": "maths",
     "jaxnet_lite.data": "data",
     "jaxnet_lite.datasets": "data",
     "jaxnet_lite.checkpoint": "data",
@@ -33,6 +35,7 @@ GROUPS = {
     "jaxnet_lite.training": "training",
     "jaxnet_lite.callbacks": "keras",
     "jaxnet_lite.models": "keras",
+    "jaxnet_lite.saving": "keras",
     "jaxnet_lite.apps": "apps",
     "jaxnet_lite.__main__": "apps",
     "jaxnet_lite": "root",
@@ -55,8 +58,10 @@ ALLOWED = {
 PUBLIC = {"jaxnet_lite", "jaxnet_lite.layers", "jaxnet_lite.callbacks", "jaxnet_lite.datasets", "jaxnet_lite.utils",
           "jaxnet_lite.losses", "jaxnet_lite.metrics", "jaxnet_lite.optimizers", "jaxnet_lite.activations",
           "jaxnet_lite.initializers", "jaxnet_lite.checkpoint", "jaxnet_lite.data", "jaxnet_lite.testing",
+          "jaxnet_lite.regularizers", "jaxnet_lite.constraints", "jaxnet_lite.saving", "jaxnet_lite.models",
           # the data sets, as `keras.datasets.mnist.load_data()`
-          *(f"jaxnet_lite.datasets.{name}" for name in ("digits", "fashion_mnist", "idx", "iris", "mnist", "tfds"))}
+          *(f"jaxnet_lite.datasets.{name}" for name in ("digits", "fashion_mnist", "idx", "imdb", "iris", "mnist",
+                                                          "tfds", "tinyshakespeare"))}
 
 
 def module_name(path: Path) -> str:

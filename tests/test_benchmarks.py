@@ -63,6 +63,55 @@ def test_every_contender_trained_and_was_measured(bench: tuple[dict, str]) -> No
         assert ran["ref_jit"]["ratio_to_ref"]["median"] == pytest.approx(1.0)
 
 
+def test_lstm_workload_smoke(tmp_path: Path) -> None:
+    """The IMDB LSTM workload end to end in its smallest form: token-id data and binary labels reach both
+    contenders, both train, and the FLOPs are the count by hand. Only `jnl_fit` and the reference run (each
+    LSTM worker costs an import and a compile); the other contenders share their code paths with the CNN."""
+    out = tmp_path / "lstm.json"
+    cmd = [sys.executable, "-m", "benchmarks", "--quick", "--workloads", "lstm", "--windows", "1", "--steps", "2",
+           "--contenders", "jnl_fit,ref_jit,flax_nnx", "--quiet", "--out", str(out)]
+    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, f"stdout:\n{done.stdout[-3000:]}\nstderr:\n{done.stderr[-3000:]}"
+    w = json.loads(out.read_text())["workloads"]["lstm"]
+    assert w["workload"]["batch_size"] == 32 and w["workload"]["units"] == 32 and w["workload"]["vocab"] == 500
+    assert w["data"]["x_train_shape"] == [64, 200] and w["data"]["y_train_shape"] == [64, 1]
+    assert w["flops"]["train_source"].startswith("matmul FLOPs counted by hand")
+    assert w["flops"]["inference_per_example"] == pytest.approx(2 * 200 * (32 + 32) * 4 * 32 + 2 * 32)
+    assert w["contenders"]["flax_nnx"]["skipped"] == "no lstm model written for this contender"
+    for name in ("jnl_fit", "ref_jit"):
+        c = w["contenders"][name]
+        assert "error" not in c, (name, c.get("error"))
+        assert c["trained"] and c["loss_after"] < c["loss_before"], (name, c["loss_before"], c["loss_after"])
+        assert c["ratio_to_ref"]["median"] > 0 and c["achieved_gflops"] > 0, name
+
+
+def test_reference_lstm_matches_jaxnet_lite() -> None:
+    """The hand-written LSTM computes the function jaxnet_lite's example model computes (masked steps kept,
+    Keras' gate order), so the two do the same work."""
+    import dataclasses
+
+    import jax
+    import numpy as np
+
+    from benchmarks import reference_lstm, workloads
+    from benchmarks.jnl_contenders import build_model
+
+    spec = dataclasses.replace(workloads.FULL["lstm"], input_shape=(24,))  # the example's model, shorter reviews
+    model = build_model(spec)
+    variables = model.init(jax.random.key(0), spec.input_shape)
+    params = variables.params
+    ids = np.random.default_rng(0).integers(1, 500, (4, 24))
+    ids[:, :10] = 0  # pre-padding, as pad_sequences writes it
+    ids[1, :] = 0  # an all-padding review keeps its zero state
+    ref_params = {"embed": params["embedding"]["embeddings"],
+                  "lstm": {"kernel": params["lstm"]["kernel"], "recurrent": params["lstm"]["recurrent_kernel"],
+                           "bias": params["lstm"]["bias"]},
+                  "dense": {"w": params["dense"]["kernel"], "b": params["dense"]["bias"]}}
+    expected = jax.jit(lambda p, s, x: model.apply(p, s, x)[0])(params, variables.state, ids)
+    logits = jax.jit(reference_lstm.apply_lstm)(ref_params, ids)
+    np.testing.assert_allclose(np.asarray(jax.nn.sigmoid(logits)), np.asarray(expected), rtol=1e-5, atol=1e-6)
+
+
 def test_table_on_stdout(bench: tuple[dict, str]) -> None:
     _, stdout = bench
     assert "train ex/s" in stdout and "jnl_fit" in stdout and "ref_jit" in stdout

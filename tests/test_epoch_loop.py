@@ -201,8 +201,6 @@ def test_ctrl_c_in_the_unwatched_fast_mode_returns_the_history():
 
 def test_compile_refuses_what_it_cannot_honour():
     model = Sequential([Dense(3, input_shape=(4,))])
-    with pytest.raises(NotImplementedError, match="weighted_metrics needs per-example sample weights"):
-        model.compile(loss="mse", weighted_metrics=["mae"])
     with pytest.raises(NotImplementedError, match="run_eagerly=True"):
         model.compile(loss="mse", run_eagerly=True)
     with pytest.raises(NotImplementedError, match="jit_compile=False"):
@@ -219,8 +217,10 @@ def test_unknown_keyword_arguments_to_evaluate_and_predict_are_errors():
         model.evaluate(x, y, foo=1)
     with pytest.raises(TypeError, match="foo"):
         model.predict(x, foo=1)
-    with pytest.raises(NotImplementedError, match="sample_weight"):
-        model.evaluate(x, y, sample_weight=np.ones(len(x)), verbose=0)
+    model.compile(loss="categorical_crossentropy", optimizer="adam")
+    plain = model.evaluate(x, y, verbose=0)
+    assert model.evaluate(x, y, sample_weight=np.ones(len(x)), verbose=0) == pytest.approx(plain, rel=1e-6)
+    assert model.evaluate(x, y, sample_weight=np.zeros(len(x)), verbose=0) == 0.0  # Keras: sum over batch size
 
 
 def test_loss_weights_scale_each_output():
@@ -271,8 +271,10 @@ def test_validation_data_as_arrays_or_as_batches_gives_the_same_logs():
     with_arrays = mlp().fit(x, y, batch_size=16, epochs=2, verbose=0, validation_data=[xv, yv])
     with_batches = mlp().fit(x, y, batch_size=16, epochs=2, verbose=0, validation_data=batches_of(xv, yv, 8))
     np.testing.assert_allclose(with_arrays.history["val_loss"], with_batches.history["val_loss"], rtol=1e-5)
-    with pytest.raises(NotImplementedError, match="sample weights"):
-        mlp().fit(x, y, verbose=0, validation_data=(xv, yv, np.ones(len(xv))))
+    ones = mlp().fit(x, y, batch_size=16, epochs=2, verbose=0, validation_data=(xv, yv, np.ones(len(xv))))
+    np.testing.assert_allclose(ones.history["val_loss"], with_arrays.history["val_loss"], rtol=1e-5)
+    halves = mlp().fit(x, y, batch_size=16, epochs=2, verbose=0, validation_data=(xv, yv, np.full(len(xv), 0.5)))
+    np.testing.assert_allclose(halves.history["val_loss"], np.array(with_arrays.history["val_loss"]) / 2, rtol=1e-5)
     with pytest.raises(ValueError, match="validation_data must be a tuple"):
         mlp().fit(x, y, verbose=0, validation_data=(xv,))
 

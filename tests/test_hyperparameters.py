@@ -44,12 +44,20 @@ CASES: dict[str, tuple[tuple, dict[str, Any], Any]] = {
     "Conv3DTranspose": ((2, 2), {"strides": 2, "dilation_rate": 1}, (3, 3, 3, 1)),
     **{f"{kind}Pooling{rank}D": ((2,), {"strides": 1}, (5,) * rank + (2,))
        for kind in ("Max", "Average") for rank in (1, 2, 3)},
+    "Masking": ((0.5,), {}, (3, 4)),
+    "SimpleRNN": ((3,), {"dropout": 0.25, "unroll": 2}, (4, 2)),
+    "LSTM": ((3,), {"recurrent_dropout": 0.25}, (4, 2)),
+    "GRU": ((3,), {"dropout": 0.5}, (4, 2)),
+    "MultiHeadAttention": ((2, 3), {"dropout": 0.25, "output_shape": 5}, (4, 6)),
+    "RMSNormalization": ((), {"axis": -1, "epsilon": 1e-5}, (3, 4)),
+    "PositionEmbedding": ((6,), {}, (4, 3)),
+    "TokenAndPositionEmbedding": ((10, 6, 3), {}, (4,)),
 }
 
 #: Layers of the catalogue without an int or float argument (beyond `input_shape`).
 NO_NUMBERS = {
     "Layer", "Container", "Serial", "Parallel", "Residual", "Activation", "Flatten", "Identity",
-    "Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum",
+    "Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Bidirectional", "TimeDistributed",
     *(f"Global{kind}Pooling{rank}D" for kind in ("Max", "Average") for rank in (1, 2, 3)),
 }
 
@@ -94,7 +102,7 @@ def run(layer: Layer) -> Any:
     shape = layer.declared_input_shape
     xs = [jax.random.uniform(jax.random.key(i + 1), (2, *s)) for i, s in enumerate(shape)] \
         if isinstance(shape, list) else jax.random.uniform(jax.random.key(1), (2, *shape))
-    if isinstance(layer, L.Embedding):
+    if isinstance(layer, (L.Embedding, L.TokenAndPositionEmbedding)):
         xs = (xs * 10).astype("int32")
     return variables, layer.apply(*variables, xs, rng=jax.random.key(2), training=True)
 

@@ -396,7 +396,7 @@ def test_dropout_bad_noise_shape():
 @pytest.mark.parametrize("cls", [L.Add, L.Subtract, L.Multiply, L.Average, L.Maximum, L.Minimum])
 def test_merge_incompatible_shapes(cls):
     name = cls.default_name()
-    expected = f"{cls.__name__} '{name}' expects inputs of the same shape, got [(3,), (4,)]"
+    expected = f"{cls.__name__} '{name}' expects inputs of the same shape, or shapes that broadcast, got [(3,), (4,)]"
     with pytest.raises(LayerError, match=re.escape(expected)):
         cls().init(KEY, [(3,), (4,)])
     with pytest.raises(LayerError, match=re.escape(expected)):

@@ -548,6 +548,10 @@ ELEMENTWISE = {
     "softplus": lambda v: math.log1p(math.exp(v)),
     "silu": lambda v: v * _sigmoid(v),
     "swish": lambda v: v * _sigmoid(v),
+    "hard_sigmoid": lambda v: min(max(v / 6.0 + 0.5, 0.0), 1.0),  # Keras 3: relu6(x + 3) / 6
+    "softsign": lambda v: v / (1.0 + abs(v)),
+    "relu6": lambda v: min(max(v, 0.0), 6.0),
+    "exponential": math.exp,
 }
 
 

@@ -179,7 +179,7 @@ def test_input_not_listed():
 
 def test_layer_called_on_incompatible_shapes():
     a, b = Input((3,)), Input((4,))
-    with pytest.raises(LayerError, match=r"Add 'add' expects inputs of the same shape, got \[\(3,\), \(4,\)\]"):
+    with pytest.raises(LayerError, match=r"Add 'add' expects inputs of the same shape, or shapes that broadcast, got \[\(3,\), \(4,\)\]"):
         Add()([a, b])
     img = Input((28, 28))
     with pytest.raises(LayerError, match=r"Conv2D 'conv2d' expects input of rank 3 \(H, W, C\), got \(28, 28\)"):

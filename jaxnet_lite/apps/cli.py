@@ -1,4 +1,5 @@
-"""The `jaxnet-lite` command: `demo` (the main job, embedded data) and `train mnist-cnn`."""
+"""The `jaxnet-lite` command: `demo` (the main job, embedded data) and `train mnist-cnn | imdb-lstm | imdb-bilstm |
+char-gpt`."""
 
 from __future__ import annotations
 
@@ -34,16 +35,24 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--verbose", choices=["0", "1", "2", "auto"], default="auto", help="progress output")
 
     train = commands.add_parser("train", help="train a named model on real data",
-                                description="Train a named model. mnist-cnn is the tutorial's MNIST CNN.")
-    train.add_argument("model", choices=["mnist-cnn"], help="what to train")
+                                description="Train a named model. mnist-cnn is the tutorial's MNIST CNN; "
+                                            "imdb-lstm (and imdb-bilstm) Keras' IMDB LSTM recipe on the review "
+                                            "subset shipped with the package; char-gpt nanoGPT's character-level "
+                                            "GPT on Tiny Shakespeare (its CPU configuration).")
+    train.add_argument("model", choices=["mnist-cnn", "imdb-lstm", "imdb-bilstm", "char-gpt"], help="what to train")
     train.add_argument("--data-dir", default=None,
                        help="directory holding mnist/ with the four IDX files (default: $JAXNET_LITE_DATA_DIR, "
                             "then tensorflow-datasets)")
-    train.add_argument("--epochs", type=_positive, default=30, help="maximum epochs (default 30; early stopping)")
-    train.add_argument("--batch-size", type=_positive, default=128, help="batch size (default 128)")
+    train.add_argument("--epochs", type=_positive, default=None,
+                       help="maximum epochs (default: 30 for mnist-cnn, 15 for imdb; early stopping)")
+    train.add_argument("--batch-size", type=_positive, default=None,
+                       help="batch size (default: 128 for mnist-cnn, 32 for imdb)")
+    train.add_argument("--limit", type=_positive, default=None, help="train on the first N examples only")
     train.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     train.add_argument("--out", default=None, help="run folder (default: runs/<timestamp>)")
     train.add_argument("--verbose", choices=["0", "1", "2", "auto"], default="auto", help="progress output")
+    train.add_argument("--iters", type=_positive, default=None, help="char-gpt: training iterations (default 2000)")
+    train.add_argument("--tiny", action="store_true", help=argparse.SUPPRESS)  # char-gpt at toy size (tests)
     return parser
 
 
@@ -70,9 +79,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     from jaxnet_lite.datasets import DatasetNotFoundError
 
+    gpt_only = [flag for flag, given in (("--iters", args.iters), ("--tiny", args.tiny)) if given]
+    if args.model == "char-gpt":
+        other = [flag for flag, given in (("--epochs", args.epochs), ("--limit", args.limit),
+                                          ("--data-dir", args.data_dir)) if given is not None]
+        if other:
+            build_parser().error(f"char-gpt trains for --iters iterations on the shipped text; it takes no {other[0]}")
+        size = dict(n_layer=1, n_head=2, n_embd=32, block_size=16, eval_interval=5, eval_iters=2,
+                    sample_tokens=40) if args.tiny else {}
+        runs.train_char_gpt(iters=args.iters or 2000, batch_size=args.batch_size or 12, seed=args.seed, out=args.out,
+                            verbose=_verbose(args.verbose), **size)
+        return 0
+    if gpt_only:
+        build_parser().error(f"{gpt_only[0]} is for char-gpt only")
+    if args.model in ("imdb-lstm", "imdb-bilstm"):
+        runs.train_imdb_lstm(epochs=args.epochs or 15, batch_size=args.batch_size or 32, seed=args.seed,
+                             out=args.out, verbose=_verbose(args.verbose), bidirectional=args.model == "imdb-bilstm",
+                             limit=args.limit)
+        return 0
     try:
-        runs.train_mnist_cnn(data_dir=args.data_dir, epochs=args.epochs, batch_size=args.batch_size,
-                             seed=args.seed, out=args.out, verbose=_verbose(args.verbose))
+        runs.train_mnist_cnn(data_dir=args.data_dir, epochs=args.epochs or 30, batch_size=args.batch_size or 128,
+                             seed=args.seed, out=args.out, verbose=_verbose(args.verbose), limit=args.limit)
     except DatasetNotFoundError as e:
         print(f"jaxnet-lite: error: {e}\nOn the command line: jaxnet-lite train mnist-cnn --data-dir DIR",
               file=sys.stderr)

@@ -10,6 +10,7 @@ from jaxnet_lite.core.layer import (
     iter_layers,
     register_symbolic_call,
 )
+from jaxnet_lite.core.masking import Masked, is_masked, split_mask, strip_mask, with_mask
 from jaxnet_lite.core.naming import snake_case, unique_name
 from jaxnet_lite.core.rng import split_rng
 from jaxnet_lite.core.shapes import SPATIAL_AXES, LayerError, Shape, as_tuple, normalize_shape, shape_str
@@ -19,16 +20,21 @@ __all__ = [
     "Array",
     "Layer",
     "LayerError",
+    "Masked",
     "PyTree",
     "Shape",
     "Variables",
     "as_tuple",
     "claim_names",
+    "is_masked",
     "iter_layers",
     "normalize_shape",
     "register_symbolic_call",
     "shape_str",
     "snake_case",
+    "split_mask",
     "split_rng",
+    "strip_mask",
     "unique_name",
+    "with_mask",
 ]

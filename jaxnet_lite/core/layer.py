@@ -12,14 +12,19 @@ What training needs to know about a model it asks through methods here (`childre
 
 from __future__ import annotations
 
+import copy
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
+from jaxnet_lite.core.config import RecordsArguments
+from jaxnet_lite.core.masking import split_mask, strip_mask, with_mask
 from jaxnet_lite.core.naming import snake_case, unique_name
 from jaxnet_lite.core.shapes import SPATIAL_AXES, LayerError, normalize_shape, shape_str
+from jaxnet_lite.core.weight_rules import get_constraint, get_regularizer
 
 PyTree = Any
 Array = jax.Array
@@ -42,7 +47,7 @@ class Variables(NamedTuple):
     state: PyTree
 
 
-class Layer:
+class Layer(RecordsArguments):
     """Base class of every layer: configuration on the object, pure `init`/`apply` functions.
 
     Subclasses implement `make_variables(rng, input_shape) -> (params, state)` (default: no variables),
@@ -55,6 +60,16 @@ class Layer:
     #: Cost hint: True for layers whose gradients XLA:CPU compiles poorly inside loop bodies (convolutions,
     #: poolings); on CPU the trainer then runs one step per dispatch instead of a loop of steps.
     slow_in_cpu_loops: bool = False
+    #: Masks (core/masking.py), as Keras 3 names them: a layer that `supports_masking` keeps its input's
+    #: mask on its output (it maps each time step on its own); one that `call_takes_mask` reads it in
+    #: `call(..., mask=)`; containers set `passes_masks` and hand masked values to their children as
+    #: they are. Every other layer drops a mask it is given, with a warning.
+    supports_masking: bool = False
+    call_takes_mask: bool = False
+    passes_masks: bool = False
+    #: Keras' `<prefix>_regularizer=` / `<prefix>_constraint=` arguments this layer takes, prefix -> param
+    #: name (Dense: kernel, bias; LSTM: kernel, recurrent -> recurrent_kernel, bias).
+    weight_arguments: dict[str, str] = {}
 
     def __init__(
         self,
@@ -64,15 +79,45 @@ class Layer:
         input_dim: int | None = None,
         dtype: Any = None,
         trainable: bool = True,
+        activity_regularizer: Any = None,
+        **weight_rules: Any,
     ) -> None:
         if name is not None and (not isinstance(name, str) or not name or "/" in name):
             raise LayerError(f"{type(self).__name__}: name must be a non-empty string without '/', got {name!r}")
+        self.weight_regularizers: dict[str, Any] = {}
+        self.weight_constraints: dict[str, Any] = {}
+        for key, value in weight_rules.items():
+            prefix, _, kind = key.rpartition("_")
+            if kind not in ("regularizer", "constraint") or prefix not in self.weight_arguments:
+                raise TypeError(f"{type(self).__name__}() got an unexpected keyword argument {key!r}")
+            if value is not None:
+                table = self.weight_regularizers if kind == "regularizer" else self.weight_constraints
+                table[self.weight_arguments[prefix]] = _weight_rule(type(self).__name__, key, value, kind)
+        self.activity_regularizer = _weight_rule(type(self).__name__, "activity_regularizer",
+                                                 activity_regularizer, "regularizer")
         self._name = name
         if input_dim is not None:
             input_shape = (input_dim,)
         self.declared_input_shape = normalize_shape(input_shape) if input_shape is not None else None
         self.dtype = jnp.dtype(dtype or "float32")
-        self.trainable = trainable
+        self._trainable = bool(trainable)
+
+    @property
+    def trainable(self) -> bool:
+        """False freezes this layer's params and every sublayer's (Keras 3: setting it sets it on every
+        sublayer, and a frozen BatchNormalization normalises with its moving statistics)."""
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value: bool) -> None:
+        self._trainable = bool(value)
+        try:
+            children = self.children()
+        except AttributeError:  # a container still being constructed: it propagates when it has children
+            children = []
+        for _, child in children:
+            if child is not self:
+                child.trainable = value
 
     # -- naming ---------------------------------------------------------------------------------
     @classmethod
@@ -104,6 +149,8 @@ class Layer:
         shape = normalize_shape(input_shape)
         self.check_input_shape(shape)
         params, state = self.make_variables(rng, shape)
+        if self.activity_regularizer is not None:
+            state = {**state, ACTIVITY_LOSS: jnp.zeros((), jnp.float32)}
         return Variables(params, state)
 
     def apply(
@@ -115,8 +162,78 @@ class Layer:
         rng: Array | None = None,
         training: bool = False,
     ) -> tuple[Any, PyTree]:
-        """Run the layer on a batch `x`; returns `(y, new_state)`."""
-        return self.call(params, state, x, rng=rng, training=training)
+        """Run the layer on a batch `x`; returns `(y, new_state)`.
+
+        `x` may carry a mask (`Masked`, from `Embedding(mask_zero=True)` or `Masking`); the layer reads,
+        keeps or drops it as its mask attributes say, and its output carries `compute_mask`'s result.
+        """
+        y, new_state = self._apply(params, state, x, rng=rng, training=training)
+        if self.activity_regularizer is not None:
+            new_state = {**new_state, ACTIVITY_LOSS: self._activity_loss(y)}
+        return y, new_state
+
+    def _apply(self, params, state, x, *, rng, training):
+        if self.passes_masks:
+            return self.call(params, state, x, rng=rng, training=training)
+        values, mask = split_mask(x)
+        has_mask = mask is not None and (not isinstance(mask, list) or any(m is not None for m in mask))
+        if has_mask and self.call_takes_mask:
+            y, state = self.call(params, state, values, rng=rng, training=training, mask=mask)
+        else:
+            y, state = self.call(params, state, values, rng=rng, training=training)
+        out_mask = self.compute_mask(values, mask if has_mask else None)
+        if has_mask and out_mask is None and not (self.supports_masking or self.call_takes_mask):
+            warnings.warn(
+                f"{self.describe()} was given a masked input but does not support masking: the mask is "
+                "dropped here and layers after it will not see it", stacklevel=2,
+            )
+        return with_mask(y, out_mask), state
+
+    def _activity_loss(self, y: Any) -> jax.Array:
+        """Keras' activity penalty: the regularizer of each output over its batch size."""
+        total = jnp.zeros((), jnp.float32)
+        for leaf in jax.tree.leaves(strip_mask(y)):
+            if jnp.issubdtype(leaf.dtype, jnp.floating):
+                loss = self.activity_regularizer(leaf)
+                total = total + (loss / leaf.shape[0] if leaf.ndim and leaf.shape[0] else loss)
+        return total
+
+    def penalty(self, params: PyTree) -> jax.Array:
+        """The weight penalty of `params` (this layer's regularizers and every sublayer's), a pure
+        function: what `fit` adds to the loss, and what a hand-written loss adds to train the same.
+        Frozen layers (`trainable=False`) add nothing, as in Keras."""
+        total = jnp.zeros((), jnp.float32)
+        if not self.trainable or not isinstance(params, dict):
+            return total
+        for name, regularizer in self.weight_regularizers.items():
+            if name in params:
+                total = total + regularizer(params[name])
+        for name, child in self.children():
+            if child is not self and name in params:
+                total = total + child.penalty(params[name])
+        return total
+
+    def constrain(self, params: PyTree) -> PyTree:
+        """`params` projected by this layer's constraints and every sublayer's (what `fit` applies after
+        each update); params without a constraint are returned as they are."""
+        if not isinstance(params, dict) or not (self.weight_constraints or self.children()):
+            return params
+        out = dict(params)
+        for name, constraint in self.weight_constraints.items():
+            if name in out:
+                out[name] = constraint(out[name])
+        for name, child in self.children():
+            if child is not self and name in out:
+                out[name] = child.constrain(out[name])
+        return out
+
+    def compute_mask(self, x: Any, mask: Any) -> Any:
+        """The mask of this layer's output for input `x` with `mask` (None: unmasked output).
+
+        Default: the input's mask when the layer `supports_masking`, else none. Layers that make a mask
+        (Embedding, Masking) or change the time axis (a recurrent layer without `return_sequences`) override.
+        """
+        return mask if self.supports_masking else None
 
     def output_shape(self, input_shape: Any) -> Any:
         """Output shape (no batch axis) for inputs of `input_shape`; raises on incompatible shapes."""
@@ -147,7 +264,7 @@ class Layer:
             x = _abstract_batch(input_shape, self.dtype)
             return self.call(params, state, x, rng=None, training=False)[0]
 
-        out = jax.eval_shape(run, jax.random.key(0))
+        out = strip_mask(jax.eval_shape(run, jax.random.key(0)))
         return jax.tree.map(lambda s: tuple(s.shape[1:]), out)
 
     # -- what training asks a layer (containers override) -----------------------------------------
@@ -163,6 +280,11 @@ class Layer:
         """
         return None
 
+    def check_input_values(self, x: Any) -> None:
+        """Raise a `LayerError` when the values of concrete inputs `x` cannot work (an id outside an
+        Embedding's vocabulary): compiled code cannot raise, so `fit`, `evaluate` and `predict` ask
+        before they start. Containers ask the layers that read their inputs; default: nothing to check."""
+
     def input_names(self) -> list[str] | None:
         """Names of the inputs, in order, for layers that take a dict of named inputs; else None."""
         return None
@@ -172,6 +294,26 @@ class Layer:
         return None
 
     # -- the functional API ---------------------------------------------------------------------
+    def bind_call(self, inputs: Any, *args: Any, **kwargs: Any) -> tuple[Any, Layer]:
+        """What `layer(inputs, *args, **kwargs)` on symbolic tensors records: `(node_inputs, runner)`.
+
+        `node_inputs` is a tensor or a list of tensors that become the graph node's inputs, and `runner`
+        the layer that runs the node: `self`, or a copy configured by the call's options that shares this
+        layer's params (`configured`). Layers whose call takes more than their inputs (attention's value and
+        mask, a recurrent layer's initial state) override this; the default takes inputs only.
+        """
+        if args or set(kwargs) - {"training"}:
+            extra = ", ".join([*(repr(a) for a in args), *sorted(set(kwargs) - {"training"})])
+            raise self.error(f"was called with extra arguments ({extra}); it takes only its inputs")
+        return inputs, self
+
+    def configured(self, **options: Any) -> Layer:
+        """A copy of this layer with call options set as attributes; it shares this layer's params."""
+        view = copy.copy(self)
+        for key, value in options.items():
+            setattr(view, key, value)
+        return view
+
     def __call__(self, inputs: Any, *args: Any, **kwargs: Any) -> Any:
         """Call on symbolic tensors (from `Input`) to build a functional `Model` graph."""
         if _symbolic_call is None:
@@ -179,10 +321,35 @@ class Layer:
         return _symbolic_call(self, inputs, *args, **kwargs)
 
     def get_config(self) -> dict[str, Any]:
-        return {"name": self.name}
+        """The arguments this layer was built with (as given; `RecordsArguments`), plus its current name
+        and trainability: `type(layer).from_config(layer.get_config())` builds the same layer."""
+        config = self.init_arguments()
+        config["name"] = self.name
+        if not self.trainable:
+            config["trainable"] = False
+        return config
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} name={self.name!r}>"
+
+
+ACTIVITY_LOSS = "activity_loss"  # the state entry of a layer with an activity regularizer
+
+
+def activity_losses(state: PyTree) -> jax.Array:
+    """The sum of every layer's activity penalty recorded in `state` by its last `apply`."""
+    total = jnp.zeros((), jnp.float32)
+    for path, leaf in jax.tree_util.tree_flatten_with_path(state)[0]:
+        if path and getattr(path[-1], "key", None) == ACTIVITY_LOSS:
+            total = total + leaf
+    return total
+
+
+def _weight_rule(owner: str, what: str, identifier: Any, kind: str) -> Any:
+    try:
+        return (get_regularizer if kind == "regularizer" else get_constraint)(identifier)
+    except ValueError as e:
+        raise LayerError(f"{owner}: {what}: {e}") from None
 
 
 def _abstract_batch(shape: Any, dtype: Any) -> Any:

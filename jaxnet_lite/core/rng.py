@@ -12,3 +12,18 @@ def split_rng(rng: jax.Array | None, n: int) -> list[jax.Array | None]:
     if n == 0:
         return []
     return list(jax.random.split(rng, n))
+
+
+# The seed the Keras surface starts from when none is given (`compile(seed=None)`, first `variables`).
+# `utils.set_random_seed` sets it, as Keras' does; the pure `init`/`apply` never read it.
+_default_seed = 0
+
+
+def default_seed() -> int:
+    """The seed models start from when none is given (0 unless `utils.set_random_seed` changed it)."""
+    return _default_seed
+
+
+def set_default_seed(seed: int) -> None:
+    global _default_seed
+    _default_seed = int(seed)

@@ -6,7 +6,7 @@ import copy
 from typing import Any
 
 from jaxnet_lite.core import Layer, LayerError, claim_names, normalize_shape, shape_str, split_rng
-from jaxnet_lite.graph.symbolic import InputLayer, Node, SymbolicTensor
+from jaxnet_lite.graph.symbolic import Input, InputLayer, Node, SymbolicTensor
 
 
 def _as_list(value: Any, what: str) -> tuple[list[SymbolicTensor], bool]:
@@ -25,6 +25,8 @@ class Functional(Layer):
     more than once shares its params; a model can be called on tensors inside another model.
     """
 
+    passes_masks = True
+
     def __init__(self, inputs: Any, outputs: Any, name: str | None = None, **kwargs: Any) -> None:
         super().__init__(name=name, **kwargs)
         self.inputs, self._single_input = _as_list(inputs, "inputs")
@@ -42,6 +44,8 @@ class Functional(Layer):
             if not any(node.layer is known for known in self.layers):
                 self.layers.append(node.layer)
         self.layer_names = claim_names(self.layers)
+        if not self.trainable:
+            self.trainable = False  # now that there are layers to freeze
         self.declared_input_shape = self._input_shapes()
 
     @classmethod
@@ -69,7 +73,7 @@ class Functional(Layer):
             node = t.node
             if len(node.outputs) != 1 or sum(n.layer is node.layer for n in self.nodes) != 1:
                 return None
-            found = node.layer.split_final_activation()
+            found = node.runner.split_final_activation()
             if found is None:
                 return None
             swaps[id(node.layer)], activation = found
@@ -138,7 +142,7 @@ class Functional(Layer):
                 continue
             done.add(id(layer))
             name = self._name_of(layer)
-            params[name], state[name] = layer.init(key, self._node_input_shape(node))
+            params[name], state[name] = node.runner.init(key, self._node_input_shape(node))
         return params, state
 
     def _name_of(self, layer: Layer) -> str:
@@ -163,12 +167,21 @@ class Functional(Layer):
             name = self._name_of(layer)
             ins = [values[id(t)] for t in node.input_list()]
             arg = ins if isinstance(node.inputs, (list, tuple)) else ins[0]
-            y, new_state[name] = layer.apply(params[name], new_state[name], arg, rng=key, training=training)
+            y, new_state[name] = node.runner.apply(params[name], new_state[name], arg, rng=key, training=training)
             ys = y if len(node.outputs) > 1 or isinstance(y, list) else [y]
             for t, v in zip(node.outputs, ys):
                 values[id(t)] = v
         outs = [values[id(t)] for t in self.outputs]
         return (outs[0] if self._single_output else outs), new_state
+
+    def check_input_values(self, x: Any) -> None:
+        """Ask every layer that reads a model input directly (and takes that input alone)."""
+        given = {id(t): v for t, v in zip(self.inputs, self._bind_inputs(x))}
+        for node in self.nodes:
+            if isinstance(node.layer, InputLayer) or isinstance(node.inputs, (list, tuple)):
+                continue
+            if id(node.inputs) in given:
+                node.runner.check_input_values(given[id(node.inputs)])
 
     def _bind_inputs(self, x: Any) -> list[Any]:
         if isinstance(x, dict):
@@ -188,3 +201,67 @@ class Functional(Layer):
     def compute_output_shape(self, input_shape):
         shapes = [t.item_shape for t in self.outputs]
         return shapes[0] if self._single_output else shapes
+
+    # -- configuration --------------------------------------------------------------------------
+    def get_config(self) -> dict[str, Any]:
+        """The graph as data: its layers, each call (`nodes`, tensors as `{"tensor": [node, output]}`),
+        and which tensors are the inputs and outputs. `from_config` replays the calls."""
+        index = {id(node): i for i, node in enumerate(self.nodes)}
+
+        def ref(value: Any) -> Any:
+            if isinstance(value, SymbolicTensor):
+                return {"tensor": [index[id(value.node)], value.index]}
+            if isinstance(value, (list, tuple)):
+                return type(value)(ref(v) for v in value)
+            if isinstance(value, dict):
+                return {k: ref(v) for k, v in value.items()}
+            return value
+
+        layers = [layer for layer in self.layers if not isinstance(layer, InputLayer)]
+        nodes = []
+        for node in self.nodes:
+            if isinstance(node.layer, InputLayer):
+                nodes.append({"input": {"shape": tuple(node.layer.shape), "dtype": node.layer.dtype.name,
+                                        "name": node.layer.name}})
+                continue
+            inputs, args, kwargs = node.call if node.call is not None else (node.inputs, (), {})
+            nodes.append({"layer": next(i for i, known in enumerate(layers) if known is node.layer),
+                          "inputs": ref(inputs), "args": ref(list(args)),
+                          "kwargs": ref(dict(kwargs))})
+        config: dict[str, Any] = {
+            "name": self.name, "layers": layers, "nodes": nodes,
+            "inputs": [ref(t) for t in self.inputs] if not self._single_input or len(self.inputs) > 1
+            else ref(self.inputs[0]),
+            "outputs": ref(self.outputs[0]) if self._single_output and len(self.outputs) == 1
+            else [ref(t) for t in self.outputs],
+        }
+        if not self.trainable:
+            config["trainable"] = False
+        return config
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Functional:
+        """Rebuild the graph `get_config` describes by calling its layers again on new `Input`s."""
+        layers = config["layers"]
+        made: list[list[SymbolicTensor]] = []
+
+        def resolve(value: Any) -> Any:
+            if isinstance(value, dict) and set(value) == {"tensor"}:
+                node, out = value["tensor"]
+                return made[node][out]
+            if isinstance(value, (list, tuple)):
+                return type(value)(resolve(v) for v in value)
+            if isinstance(value, dict):
+                return {k: resolve(v) for k, v in value.items()}
+            return value
+
+        for node in config["nodes"]:
+            if "input" in node:
+                spec = node["input"]
+                made.append([Input(tuple(spec["shape"]), dtype=spec["dtype"], name=spec["name"])])
+                continue
+            out = layers[node["layer"]](resolve(node["inputs"]), *resolve(node["args"]), **resolve(node["kwargs"]))
+            made.append(list(out) if isinstance(out, list) else [out])
+        model = cls(inputs=resolve(config["inputs"]), outputs=resolve(config["outputs"]), name=config.get("name"))
+        model.trainable = config.get("trainable", True)
+        return model

@@ -45,6 +45,15 @@ class Node:
     layer: Layer
     inputs: Any  # SymbolicTensor | list[SymbolicTensor] | None (for Input)
     outputs: list[SymbolicTensor] = field(default_factory=list)
+    #: The layer that runs this call: `layer` itself, or a copy configured by the call's options
+    #: (`Layer.bind_call`), which shares `layer`'s name and params.
+    runner: Layer | None = None
+    #: The call as written, `(inputs, args, kwargs)`, so a saved model can replay it.
+    call: tuple | None = None
+
+    def __post_init__(self) -> None:
+        if self.runner is None:
+            self.runner = self.layer
 
     def input_list(self) -> list[SymbolicTensor]:
         if self.inputs is None:
@@ -81,8 +90,8 @@ def Input(shape: Sequence[int] | int, dtype: Any = "float32", name: str | None =
 
 def call_layer(layer: Layer, inputs: Any, *args: Any, **kwargs: Any) -> Any:
     """`layer(symbolic_inputs)`: check shapes now (errors name the layer), record a node, return its outputs."""
-    if args or set(kwargs) - {"training"}:
-        raise LayerError(f"{layer.describe()} was called with extra arguments {args or kwargs}; pass only inputs")
+    call_inputs = inputs
+    inputs, runner = layer.bind_call(inputs, *args, **kwargs)
     flat = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
     if not flat or not all(isinstance(t, SymbolicTensor) for t in flat):
         raise LayerError(
@@ -91,8 +100,9 @@ def call_layer(layer: Layer, inputs: Any, *args: Any, **kwargs: Any) -> Any:
             "`variables = layer.init(rng, input_shape)` and `layer.apply(params, state, x)`"
         )
     in_shape = [t.item_shape for t in flat] if isinstance(inputs, (list, tuple)) else flat[0].item_shape
-    out_shape = layer.output_shape(in_shape)
-    node = Node(layer, list(inputs) if isinstance(inputs, (list, tuple)) else inputs)
+    out_shape = runner.output_shape(in_shape)
+    node = Node(layer, list(inputs) if isinstance(inputs, (list, tuple)) else inputs, runner=runner,
+                call=(call_inputs, args, kwargs))
     dtype = jnp.result_type(*[t.dtype for t in flat]) if not isinstance(layer, InputLayer) else flat[0].dtype
     if isinstance(out_shape, list):
         node.outputs = [SymbolicTensor(s, dtype, node, i) for i, s in enumerate(out_shape)]

@@ -10,17 +10,22 @@ import copy
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from jaxnet_lite.core import Layer, claim_names, shape_str, split_rng
+from jaxnet_lite.core import Layer, claim_names, shape_str, split_mask, split_rng, with_mask
+from jaxnet_lite.core.masking import both_masks
 from jaxnet_lite.layers.core import check_positive_int
 
 
 class Container(Layer):
-    """A layer made of named child layers."""
+    """A layer made of named child layers; masked values reach the children as they are."""
+
+    passes_masks = True
 
     def __init__(self, layers: Iterable[Layer] = (), **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.layers: list[Layer] = list(layers)
         self.layer_names = claim_names(self.layers)
+        if not self.trainable:
+            self.trainable = False  # now that there are children to freeze
 
     @property
     def stochastic(self) -> bool:  # type: ignore[override]
@@ -28,6 +33,13 @@ class Container(Layer):
 
     def children(self) -> list[tuple[str, Layer]]:
         return list(zip(self.layer_names, self.layers))
+
+    def get_config(self) -> dict[str, Any]:
+        """The children as they are now (`add` may have appended some since construction)."""
+        config = super().get_config()
+        if "layers" in config:
+            config["layers"] = list(self.layers)
+        return config
 
     def replacing(self, replacements: Mapping[int, Layer]) -> Container:
         """A shallow copy whose children at the given positions are swapped for layers that keep their
@@ -79,6 +91,10 @@ class Serial(Container):
     def compute_output_shape(self, input_shape):
         return self.layer_shapes(input_shape)[-1][1]
 
+    def check_input_values(self, x: Any) -> None:
+        if self.layers:
+            self.layers[0].check_input_values(x)
+
     def split_final_activation(self) -> tuple[Layer, str] | None:
         """The output is the last layer's: split that one."""
         found = self.layers[-1].split_final_activation() if self.layers else None
@@ -127,6 +143,8 @@ class Parallel(Container):
 class FanOut(Layer):
     """Copies its input into a list of `n` (stax's `FanOut`)."""
 
+    passes_masks = True
+
     def __init__(self, n: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.n = check_positive_int("FanOut", "n", n)
@@ -166,11 +184,12 @@ class Residual(Container):
         keys = split_rng(rng, len(self.layers))
         new_state = {}
         y, new_state["body"] = self.body.apply(params["body"], state["body"], x, rng=keys[0], training=training)
-        if self.shortcut is None:
-            return y + x, new_state
-        name = self.layer_names[1]
-        skip, new_state[name] = self.shortcut.apply(params[name], state[name], x, rng=keys[1], training=training)
-        return y + skip, new_state
+        skip = x
+        if self.shortcut is not None:
+            name = self.layer_names[1]
+            skip, new_state[name] = self.shortcut.apply(params[name], state[name], x, rng=keys[1], training=training)
+        (y, y_mask), (skip, skip_mask) = split_mask(y), split_mask(skip)
+        return with_mask(y + skip, both_masks([y_mask, skip_mask])), new_state
 
     def compute_output_shape(self, input_shape):
         return self.body.output_shape(input_shape)

@@ -34,6 +34,7 @@ def conv_output_length(n: int, k: int, stride: int, padding: str, dilation: int)
 class _Conv(ActivationMixin, Layer):
     rank: int = 2
     slow_in_cpu_loops = True  # XLA:CPU compiles convolution gradients poorly inside loop bodies
+    weight_arguments = {"kernel": "kernel", "bias": "bias"}
     paddings: tuple[str, ...] = ("valid", "same")
 
     def __init__(

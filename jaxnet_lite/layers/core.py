@@ -80,6 +80,9 @@ def get_initializer(owner: str, what: str, identifier: Any) -> Callable:
 class Dense(ActivationMixin, Layer):
     """`y = activation(x @ kernel + bias)` on the last axis; kernel `(in, units)` as in Keras."""
 
+    supports_masking = True
+    weight_arguments = {"kernel": "kernel", "bias": "bias"}
+
     def __init__(
         self,
         units: int,
@@ -128,6 +131,8 @@ class Dense(ActivationMixin, Layer):
 class Activation(ActivationMixin, Layer):
     """Applies an activation function by name or callable."""
 
+    supports_masking = True
+
     def __init__(self, activation: Any, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._set_activation(activation)
@@ -141,6 +146,8 @@ class Activation(ActivationMixin, Layer):
 
 class Identity(Layer):
     """Returns its input (stax's `Identity`, Keras' `Identity`)."""
+
+    supports_masking = True
 
     def call(self, params, state, x, *, rng=None, training=False):
         return x, state
@@ -199,6 +206,8 @@ class Reshape(Layer):
 
 class Lambda(Layer):
     """Wraps a parameter-free function `fn(x) -> y` as a layer (Keras' `Lambda`)."""
+
+    supports_masking = True
 
     def __init__(self, function: Callable[[Any], Any], output_shape: Any = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)

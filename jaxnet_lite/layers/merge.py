@@ -6,12 +6,15 @@ from functools import reduce
 from typing import Any
 
 import jax.numpy as jnp
+import numpy as np
 
 from jaxnet_lite.core import Layer, shape_str
+from jaxnet_lite.core.masking import both_masks
 from jaxnet_lite.layers.core import check_int
 
 
 class _Merge(Layer):
+    supports_masking = True
     min_inputs = 2
     max_inputs: int | None = None
 
@@ -23,17 +26,27 @@ class _Merge(Layer):
         self._check_compatible(input_shape)
 
     def _check_compatible(self, shapes):
-        if any(s != shapes[0] for s in shapes):
-            raise self.error(f"expects inputs of the same shape, got {shape_str(shapes)}")
+        """Shapes that broadcast as Keras' merges broadcast them: NumPy's rule on the shapes without the
+        batch axis (Keras expands a lower-rank input after its batch axis, which is the same)."""
+        try:
+            return tuple(np.broadcast_shapes(*[tuple(s) for s in shapes]))
+        except ValueError:
+            raise self.error(f"expects inputs of the same shape, or shapes that broadcast, got "
+                             f"{shape_str(shapes)}") from None
 
     def call(self, params, state, x, *, rng=None, training=False):
         if not isinstance(x, (list, tuple)) or len(x) < self.min_inputs:
             raise self.error(f"expects a list of at least {self.min_inputs} arrays, got {type(x).__name__}")
         self._check_compatible([tuple(v.shape[1:]) for v in x])
-        return self.merge(list(x)), state
+        rank = max(v.ndim for v in x)
+        return self.merge([v.reshape((v.shape[0], *(1,) * (rank - v.ndim), *v.shape[1:])) for v in x]), state
 
     def compute_output_shape(self, input_shape):
-        return input_shape[0]
+        return self._check_compatible(input_shape)
+
+    def compute_mask(self, x, mask):
+        """Steps real in every masked input (Keras 3 merges masks the same way)."""
+        return both_masks(mask) if isinstance(mask, list) else mask
 
 
 class Add(_Merge):

@@ -1,7 +1,9 @@
-"""BatchNormalization and LayerNormalization with Keras' names, defaults and variable layouts."""
+"""BatchNormalization, LayerNormalization and RMSNormalization with Keras' names, defaults and variable
+layouts."""
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import jax
@@ -34,6 +36,9 @@ class BatchNormalization(Layer):
     params: `gamma`, `beta`; state: `moving_mean`, `moving_variance`, updated in training as
     `moving = moving * momentum + batch * (1 - momentum)` (Keras' rule, biased batch variance).
     """
+
+    supports_masking = True
+    weight_arguments = {"gamma": "gamma", "beta": "beta"}
 
     def __init__(
         self,
@@ -96,7 +101,7 @@ class BatchNormalization(Layer):
         if tuple(x.shape[a] for a in axes) != expected:
             raise self.error(f"expects {expected} features on axis {self.axis}, got input {tuple(x.shape)}")
         reduce_axes = tuple(a for a in range(x.ndim) if a not in axes)
-        if training:
+        if training and self.trainable:  # Keras 3: a frozen BatchNormalization runs in inference mode
             mean = jnp.mean(x, axis=reduce_axes)
             var = jnp.var(x, axis=reduce_axes)
             m = self.momentum
@@ -119,14 +124,30 @@ class BatchNormalization(Layer):
 
 
 class LayerNormalization(Layer):
-    """Normalises each example over `axis` (default the last); params `gamma`, `beta`."""
+    """Normalises each example over `axis` (default the last); params `gamma`, `beta`.
+
+    `rms_scaling=True` is Keras' definition, kept for weights copied from Keras: `x / sqrt(var(x) + epsilon)
+    * gamma`, with `gamma` only (the input is divided by its standard deviation but not centred). Keras
+    deprecates it, and so do we: `RMSNormalization` divides by the root mean square.
+    """
+
+    supports_masking = True
+    weight_arguments = {"gamma": "gamma", "beta": "beta"}
 
     def __init__(self, axis: Any = -1, epsilon: float = 1e-3, center: bool = True, scale: bool = True,
-                 beta_initializer: Any = "zeros", gamma_initializer: Any = "ones", **kwargs: Any) -> None:
+                 beta_initializer: Any = "zeros", gamma_initializer: Any = "ones", rms_scaling: bool = False,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.axis = check_axes("LayerNormalization", "axis", axis)
         self.epsilon = check_epsilon("LayerNormalization", epsilon)
         self.center, self.scale = center, scale
+        self.rms_scaling = bool(rms_scaling)
+        if self.rms_scaling:
+            warnings.warn(
+                "LayerNormalization(rms_scaling=True) is deprecated, as in Keras: it divides the input by its "
+                "standard deviation, not its root mean square; use RMSNormalization for RMS normalization",
+                stacklevel=2,
+            )
         self.beta_initializer = get_initializer("LayerNormalization", "beta_initializer", beta_initializer)
         self.gamma_initializer = get_initializer("LayerNormalization", "gamma_initializer", gamma_initializer)
 
@@ -140,9 +161,9 @@ class LayerNormalization(Layer):
         shape = tuple(input_shape[a - 1] for a in axes)
         g_rng, b_rng = jax.random.split(rng)
         params = {}
-        if self.scale:
+        if self.scale or self.rms_scaling:
             params["gamma"] = self.gamma_initializer(g_rng, shape, self.dtype)
-        if self.center:
+        if self.center and not self.rms_scaling:
             params["beta"] = self.beta_initializer(b_rng, shape, self.dtype)
         return params, {}
 
@@ -155,17 +176,57 @@ class LayerNormalization(Layer):
                     f"expects {tuple(params[name].shape)} features on axis {self.axis} (its {name}), "
                     f"got input {tuple(x.shape)}"
                 )
-        mean = jnp.mean(x, axis=axes, keepdims=True)
-        var = jnp.var(x, axis=axes, keepdims=True)
-        y = (x - mean) * jax.lax.rsqrt(var + self.epsilon)
         shape = [1] * x.ndim
         for a in axes:
             shape[a] = x.shape[a]
+        var = jnp.var(x, axis=axes, keepdims=True)
+        if self.rms_scaling:
+            return x * jax.lax.rsqrt(var + self.epsilon) * params["gamma"].reshape(shape), state
+        mean = jnp.mean(x, axis=axes, keepdims=True)
+        y = (x - mean) * jax.lax.rsqrt(var + self.epsilon)
         if self.scale:
             y = y * params["gamma"].reshape(shape)
         if self.center:
             y = y + params["beta"].reshape(shape)
         return y, state
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+
+class RMSNormalization(Layer):
+    """Keras 3's `RMSNormalization`: `x * rsqrt(mean(x**2 over axis) + epsilon) * scale`; param `scale`.
+
+    It keeps a mask it is given (each step is normalised on its own), where Keras drops it.
+    """
+
+    supports_masking = True
+
+    def __init__(self, axis: Any = -1, epsilon: float = 1e-6, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.axis = check_axes("RMSNormalization", "axis", axis)
+        self.epsilon = check_epsilon("RMSNormalization", epsilon)
+
+    def check_input_shape(self, input_shape):
+        if isinstance(input_shape, list) or len(input_shape) < 1:
+            raise self.error(f"expects input of rank >= 1 (..., features), got {shape_str(input_shape)}")
+        _normalize_axes(self, self.axis, len(input_shape))
+
+    def make_variables(self, rng, input_shape):
+        axes = _normalize_axes(self, self.axis, len(input_shape))
+        return {"scale": jnp.ones(tuple(input_shape[a - 1] for a in axes), self.dtype)}, {}
+
+    def call(self, params, state, x, *, rng=None, training=False):
+        axes = _normalize_axes(self, self.axis, x.ndim - 1)
+        scale = params["scale"]
+        if tuple(x.shape[a] for a in axes) != tuple(scale.shape):
+            raise self.error(f"expects {tuple(scale.shape)} features on axis {self.axis} (its scale), "
+                             f"got input {tuple(x.shape)}")
+        shape = [1] * x.ndim
+        for a in axes:
+            shape[a] = x.shape[a]
+        rms = jax.lax.rsqrt(jnp.mean(jnp.square(x), axis=axes, keepdims=True) + self.epsilon)
+        return x * rms * scale.reshape(shape), state
 
     def compute_output_shape(self, input_shape):
         return input_shape

@@ -18,6 +18,7 @@ import numpy as np
 from jax import lax
 
 from jaxnet_lite.core import SPATIAL_AXES, Layer, LayerError, as_tuple, shape_str
+from jaxnet_lite.core.masking import as_bool_mask
 from jaxnet_lite.layers.conv import conv_output_length
 
 
@@ -163,16 +164,36 @@ class _GlobalPooling(Layer):
     def compute_output_shape(self, input_shape):
         return (*(1,) * self.rank, input_shape[-1]) if self.keepdims else (input_shape[-1],)
 
-    def call(self, params, state, x, *, rng=None, training=False):
+    def call(self, params, state, x, *, rng=None, training=False, mask=None):
         if x.ndim != self.rank + 2:
             raise self.error(f"expects input of rank {self.rank + 2} with the batch axis, got {tuple(x.shape)}")
+        if mask is not None:
+            return self._masked(x, as_bool_mask(mask)), state
         axes = tuple(range(1, self.rank + 1))
         reduce = jnp.max if self.reducer == "max" else jnp.mean
         return reduce(x, axis=axes, keepdims=self.keepdims), state
 
+    def _masked(self, x, mask):
+        """Pool over the real steps only; a sequence with no real step pools to zeros."""
+        if mask.shape != x.shape[:2]:
+            raise self.error(f"got a mask of shape {tuple(mask.shape)} for input {tuple(x.shape)}; "
+                             f"expected {tuple(x.shape[:2])}")
+        keep = mask[..., None]
+        any_real = jnp.any(keep, axis=1, keepdims=True)
+        if self.reducer == "max":
+            low = jnp.asarray(-jnp.inf, x.dtype)
+            pooled = jnp.where(any_real, jnp.max(jnp.where(keep, x, low), axis=1, keepdims=True), 0)
+        else:
+            count = jnp.sum(keep, axis=1, keepdims=True).astype(x.dtype)
+            pooled = jnp.sum(jnp.where(keep, x, 0), axis=1, keepdims=True) / jnp.maximum(count, 1)
+        return pooled.astype(x.dtype) if self.keepdims else pooled[:, 0].astype(x.dtype)
+
 
 class GlobalAveragePooling1D(_GlobalPooling):
+    """Mean over time; with a mask, the mean over the real steps (Keras 3)."""
+
     rank = 1
+    call_takes_mask = True
 
 
 class GlobalAveragePooling2D(_GlobalPooling):
@@ -184,7 +205,10 @@ class GlobalAveragePooling3D(_GlobalPooling):
 
 
 class GlobalMaxPooling1D(_GlobalPooling):
+    """Max over time; with a mask, the max over the real steps (Keras 3 drops the mask here instead)."""
+
     rank = 1
+    call_takes_mask = True
     reducer = "max"
 
 

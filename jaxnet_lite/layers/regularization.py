@@ -17,6 +17,7 @@ class Dropout(Layer):
     """Keras' inverted dropout: kept units are scaled by `1 / (1 - rate)` so the expectation is unchanged."""
 
     stochastic = True
+    supports_masking = True
 
     def __init__(self, rate: float, noise_shape: Sequence[int | None] | None = None, seed: int | None = None,
                  **kwargs: Any) -> None:

@@ -10,9 +10,11 @@ from typing import Any
 
 from jaxnet_lite.core import Layer
 from jaxnet_lite.graph import Functional, InputLayer
+from jaxnet_lite.models.saving import register_serializable
 from jaxnet_lite.models.surface import KerasSurface
 
 
+@register_serializable
 class Model(KerasSurface, Functional):
     """A functional model: `Functional`'s pure `init`/`apply`, plus `compile`/`fit`/`summary`.
 
@@ -31,7 +33,8 @@ class Model(KerasSurface, Functional):
             shapes = [t.item_shape for t in node.outputs]
             in_shape = None if isinstance(node.layer, InputLayer) else self._node_input_shape(node)
             connected = [f"{t.node.layer.name}[0][{t.index}]" for t in node.input_list()]
-            rows.append((node.layer.name, node.layer, in_shape, shapes[0] if len(shapes) == 1 else shapes, connected))
+            # The runner: the layer as this call configured it (attention's mask inputs, an initial state).
+            rows.append((node.layer.name, node.runner, in_shape, shapes[0] if len(shapes) == 1 else shapes, connected))
         return rows
 
     def is_sequential_like(self) -> bool:

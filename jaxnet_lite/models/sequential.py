@@ -8,9 +8,11 @@ from typing import Any
 from jaxnet_lite.core import Layer, LayerError, claim_names
 from jaxnet_lite.layers.combinators import Serial
 from jaxnet_lite.graph import InputLayer, SymbolicTensor
+from jaxnet_lite.models.saving import register_serializable
 from jaxnet_lite.models.surface import KerasSurface
 
 
+@register_serializable
 class Sequential(KerasSurface, Serial):
     """Layers applied in order; a `Layer` like any other (`init`/`apply`), plus `compile`/`fit`/`summary`.
 
@@ -19,10 +21,19 @@ class Sequential(KerasSurface, Serial):
     """
 
     def __init__(self, layers: Iterable[Any] | None = None, name: str | None = None, **kwargs: Any) -> None:
+        input_shape = kwargs.pop("input_shape", None)
         super().__init__([], name=name, **kwargs)
-        self._input_from_input_layer = None
+        self._input_from_input_layer = None if input_shape is None else tuple(input_shape)
         for layer in layers or ():
             self.add(layer)
+
+    def get_config(self) -> dict[str, Any]:
+        config = {"layers": list(self.layers), "name": self.name}
+        if self._input_from_input_layer is not None:
+            config["input_shape"] = tuple(self._input_from_input_layer)
+        if not self.trainable:
+            config["trainable"] = False
+        return config
 
     def add(self, layer: Any) -> None:
         """Append a layer; with a known input shape, its shapes are checked now so errors come early."""

@@ -8,6 +8,8 @@ import jax
 import jax.numpy as jnp
 
 from jaxnet_lite.core import Layer
+from jaxnet_lite.core.layer import ACTIVITY_LOSS
+from jaxnet_lite.training.trainable import trainable_mask
 
 
 def _shape_text(shape: Any) -> str:
@@ -31,8 +33,13 @@ def _abstract_variables(layer: Layer, input_shape: Any) -> Any:
     return jax.eval_shape(lambda k: layer.init(k, input_shape), jax.random.key(0))
 
 
-def _sizes(tree: Any) -> tuple[int, int]:
-    leaves = jax.tree.leaves(tree)
+def _sizes(tree: Any, keep: Any = None) -> tuple[int, int]:
+    """Element count and bytes of the leaves of `tree` (those `keep`, a like-shaped tree of bools, marks);
+    an activity regularizer's last penalty is state but not a weight, so it is not counted."""
+    flat = jax.tree_util.tree_flatten_with_path(tree)[0]
+    marks = jax.tree.leaves(keep) if keep is not None else [True] * len(flat)
+    leaves = [leaf for (path, leaf), mark in zip(flat, marks)
+              if mark and getattr(path[-1] if path else None, "key", None) != ACTIVITY_LOSS]
     return sum(leaf.size for leaf in leaves), sum(leaf.size * jnp.dtype(leaf.dtype).itemsize for leaf in leaves)
 
 
@@ -130,10 +137,10 @@ def summary_text(model: Any, *, show_flops: bool = True, line_length: int | None
         variables = _abstract_variables(layer, inp) if inp is not None else None
         p_count, p_bytes = _sizes(variables.params) if variables is not None else (0, 0)
         s_count, s_bytes = _sizes(variables.state) if variables is not None else (0, 0)
-        if getattr(layer, "trainable", True):
-            trainable, trainable_bytes = trainable + p_count, trainable_bytes + p_bytes
-        else:
-            non_trainable, non_trainable_bytes = non_trainable + p_count, non_trainable_bytes + p_bytes
+        mask = trainable_mask(layer, variables.params) if variables is not None else None
+        t_count, t_bytes = _sizes(variables.params, mask) if variables is not None else (0, 0)
+        trainable, trainable_bytes = trainable + t_count, trainable_bytes + t_bytes
+        non_trainable, non_trainable_bytes = non_trainable + p_count - t_count, non_trainable_bytes + p_bytes - t_bytes
         non_trainable, non_trainable_bytes = non_trainable + s_count, non_trainable_bytes + s_bytes
         row = [f"{name} ({type(layer).__name__})", _shape_text(out), f"{p_count + s_count:,}"]
         if show_flops:

@@ -5,16 +5,19 @@ It holds no training logic: `compile` attaches a `Trainer` and the rest delegate
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
 import jax
 
 from jaxnet_lite.core import Variables
+from jaxnet_lite.core.rng import default_seed
 from jaxnet_lite.models.summary import param_counts, summary_text
 from jaxnet_lite.training import Trainer
 from jaxnet_lite.training.predict import inference_fn, predict_arrays
-from jaxnet_lite.training.validation import check_count
+from jaxnet_lite.training.validation import check_count, check_input_values
+from jaxnet_lite.models.saving import save_model
 from jaxnet_lite.training.weights import WeightsIO
 
 
@@ -41,15 +44,10 @@ class KerasSurface(WeightsIO):
                 steps_per_execution: int | str = "auto", jit_compile: Any = "auto", seed: int | None = None) -> None:
         """Attach a `Trainer` (Keras' default optimizer is rmsprop; the tutorial passes "adam").
 
-        `loss_weights` scales each output's loss (a list in output order, or a dict by output name).
+        `loss_weights` scales each output's loss (a list in output order, or a dict by output name);
+        `weighted_metrics` are averaged with the sample weights `fit`/`evaluate` are given.
         Keras arguments this engine cannot honour are refused, never ignored.
         """
-        if weighted_metrics:
-            raise NotImplementedError(
-                "compile: weighted_metrics needs per-example sample weights, which fit/evaluate do not take yet; "
-                "pass the metrics as metrics=[...], or weigh examples in your own loop with make_train_step's "
-                "(x, y, weights) batches"
-            )
         if run_eagerly:
             raise NotImplementedError("compile: run_eagerly=True is not supported: every step is compiled with "
                                       "jax.jit; to debug a layer, run its apply under jax.disable_jit()")
@@ -58,10 +56,13 @@ class KerasSurface(WeightsIO):
                                       "compiled with XLA")
         if loss is None:
             raise ValueError("compile() needs a loss, e.g. loss='categorical_crossentropy'")
+        given = dict(optimizer=optimizer, loss=loss, metrics=metrics, loss_weights=loss_weights,
+                     weighted_metrics=weighted_metrics, steps_per_execution=steps_per_execution, seed=seed)
+        self._compile_arguments = {k: v for k, v in given.items() if v is not None}
         self._stale_compile = False
         self._trainer = Trainer(
             self, loss=loss, optimizer=optimizer, metrics=metrics or (), loss_weights=loss_weights,
-            seed=0 if seed is None else seed, steps_per_execution=steps_per_execution,
+            weighted_metrics=weighted_metrics or (), seed=default_seed() if seed is None else seed, steps_per_execution=steps_per_execution,
             variables=self._variables,
         )
 
@@ -94,19 +95,28 @@ class KerasSurface(WeightsIO):
             raise ValueError("predict: steps and callbacks need a compiled model (call compile first)")
         if batch_size is not None:
             check_count(batch_size, "batch_size", "predict")
+        check_input_values(self, x, "predict")
         if self._predict_fn is None:
             self._predict_fn = inference_fn(self)
         params, state = self.variables
         return predict_arrays(self._predict_fn, params, state, x, batch_size=batch_size or 32, verbose=verbose)
 
+    def save(self, filepath: Any, overwrite: bool = True, include_optimizer: bool = True) -> None:
+        """Keras' `model.save("m.keras")`: architecture, weights, compile arguments and (by default) the
+        optimizer state in one pickle-free file, written atomically; `load_model` rebuilds the model."""
+        if not overwrite and os.path.exists(filepath):
+            raise FileExistsError(f"model.save: {os.fspath(filepath)!r} exists and overwrite=False")
+        save_model(self, filepath, include_optimizer=include_optimizer)
+
     # -- weights ----------------------------------------------------------------------------------
     @property
     def variables(self) -> Any:
-        """Current `Variables(params, state)`: the trainer's once compiled, else initialised with seed 0."""
+        """Current `Variables(params, state)`: the trainer's once compiled, else initialised from the default
+        seed (0 unless `utils.set_random_seed` set another)."""
         if self._trainer is not None:
             return self._trainer.variables
         if self._variables is None:
-            self._variables = self.init(jax.random.key(0))
+            self._variables = self.init(jax.random.key(default_seed()))
         return self._variables
 
     @variables.setter

@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.test_util import check_grads
 
-from jaxnet_lite.core import Layer, Variables, normalize_shape
+from jaxnet_lite.core import Layer, Variables, normalize_shape, split_mask, strip_mask, with_mask
 
 __all__ = ["check_layer", "check_layer_grads", "make_input", "assert_trees_close"]
 
@@ -149,12 +149,13 @@ def check_layer_grads(
         params, state = _to_float64(layer.init(init_rng, input_shape))
         if x is None:
             x = make_input(input_shape, batch_size, seed, "float64")
+        x, mask = split_mask(x)  # a mask is held fixed: only the values are differentiated
         x = _to_float64(x)
         key = apply_rng if training else None
         int_input = any(not jnp.issubdtype(a.dtype, jnp.floating) for a in jax.tree.leaves(x))
 
         def f(p, xx):
-            return layer.apply(p, state, xx, rng=key, training=training)[0]
+            return strip_mask(layer.apply(p, state, with_mask(xx, mask), rng=key, training=training)[0])
 
         if "inputs" in wrt and not int_input and "params" in wrt and jax.tree.leaves(params):
             check_grads(f, (params, x), order=order, modes=modes, eps=eps, atol=atol, rtol=rtol)

@@ -1,7 +1,9 @@
-"""Keras callbacks with Keras semantics and defaults: hooks called by `Trainer.fit`.
+"""Keras callbacks with Keras 3 semantics and defaults: hooks called by `Trainer.fit`.
 
-`EarlyStopping` follows Keras 3's implementation rule for rule (improvement must beat the best by more
-than `min_delta`; `restore_best_weights` applies at the end of training even without an early stop).
+The monitoring callbacks (`EarlyStopping`, `ReduceLROnPlateau`, `ModelCheckpoint`) follow Keras 3's
+implementation rule for rule: an improvement must beat the best by more than `min_delta`, the first
+monitored value is always an improvement, and `EarlyStopping` and `ReduceLROnPlateau` start afresh at
+every `fit`. `History` runs after every other callback, so it records what they write into the logs.
 """
 
 from __future__ import annotations
@@ -60,14 +62,20 @@ class Callback:
 
 
 class CallbackList(Callback):
-    """Fans each hook out to a list of callbacks, in order."""
+    """Fans each hook out to a list of callbacks, in order, `History` callbacks last.
+
+    Keras appends its `History` after the user's callbacks, so that it records what they write into the
+    logs (the `learning_rate` of `ReduceLROnPlateau`, for one); the same holds here wherever it is listed.
+    """
 
     def __init__(self, callbacks: Iterable[Callback] = ()) -> None:
         super().__init__()
-        self.callbacks = list(callbacks)
-        for cb in self.callbacks:
+        callbacks = list(callbacks)
+        for cb in callbacks:
             if not isinstance(cb, Callback):
                 raise TypeError(f"callbacks must be Callback instances, got {type(cb).__name__}: {cb!r}")
+        self.callbacks = ([cb for cb in callbacks if not isinstance(cb, History)]
+                          + [cb for cb in callbacks if isinstance(cb, History)])
 
     def _each(self, hook: str, *args: Any) -> None:
         for cb in self.callbacks:
@@ -162,38 +170,57 @@ def _monitor_direction(monitor: str, mode: str, owner: str, params: dict) -> Cal
     )
 
 
-class EarlyStopping(Callback):
-    """Stop when `monitor` stops improving by more than `min_delta` for `patience` epochs."""
+class _MonitorCallback(Callback):
+    """Keras 3's `MonitorCallback`: watch `monitor` in the epoch logs and tell an improvement.
+
+    `best` starts at `baseline` (None: the first value seen is an improvement); `min_delta` is made
+    negative for a quantity to minimise, so `_is_improvement` is one comparison either way.
+    """
+
+    def __init__(self, monitor: str = "val_loss", mode: str = "auto", baseline: float | None = None,
+                 min_delta: float = 0) -> None:
+        super().__init__()
+        if mode not in ("auto", "min", "max"):
+            warnings.warn(f"{type(self).__name__} mode '{mode}' is unknown, fallback to auto mode.", stacklevel=3)
+            mode = "auto"
+        self.monitor, self.mode, self.best = monitor, mode, baseline
+        self.min_delta = abs(min_delta)
+        self.monitor_op: Callable | None = None
+
+    def _set_monitor_op(self) -> None:
+        self.monitor_op = _monitor_direction(self.monitor, self.mode, type(self).__name__, self.params)
+        if self.monitor_op is np.less:
+            self.min_delta *= -1
+
+    def _is_improvement(self, monitor_value: float, reference_value: float | None) -> bool:
+        if reference_value is None:
+            return True
+        return bool(self.monitor_op(monitor_value - self.min_delta, reference_value))
+
+
+class EarlyStopping(_MonitorCallback):
+    """Stop when `monitor` stops improving by more than `min_delta` for `patience` epochs.
+
+    Every `fit` starts afresh (`on_train_begin` resets `wait`, `stopped_epoch`, `best`, `best_weights` and
+    `best_epoch`), so an instance can be reused as in Keras 3.
+    """
 
     def __init__(self, monitor: str = "val_loss", min_delta: float = 0, patience: int = 0, verbose: int = 0,
                  mode: str = "auto", baseline: float | None = None, restore_best_weights: bool = False,
                  start_from_epoch: int = 0) -> None:
-        super().__init__()
-        self.monitor, self.patience, self.verbose, self.baseline = monitor, patience, verbose, baseline
-        self.min_delta = abs(min_delta)
+        super().__init__(monitor, mode, min_delta=min_delta)
+        self.patience, self.verbose, self.baseline = patience, verbose, baseline
         self.wait = 0
         self.stopped_epoch = 0
         self.restore_best_weights = restore_best_weights
         self.best_weights = None
         self.best_epoch = 0
         self.start_from_epoch = start_from_epoch
-        if mode not in ("auto", "min", "max"):
-            warnings.warn(f"EarlyStopping mode {mode} is unknown, fallback to auto mode.", stacklevel=2)
-            mode = "auto"
-        self.mode = mode
-        self.monitor_op: Callable | None = None
-        self.best: float | None = None
-
-    def _set_monitor_op(self) -> None:
-        self.monitor_op = _monitor_direction(self.monitor, self.mode, "EarlyStopping", self.params)
-        if self.monitor_op is np.less:
-            self.min_delta *= -1
-        self.best = float("inf") if self.monitor_op is np.less else -float("inf")
 
     def on_train_begin(self, logs=None):
-        # Like Keras, `best` survives re-use of the instance; the counters do not.
         self.wait = 0
         self.stopped_epoch = 0
+        self.best = None
         self.best_weights = None
         self.best_epoch = 0
 
@@ -237,9 +264,6 @@ class EarlyStopping(Callback):
             )
         return value
 
-    def _is_improvement(self, monitor_value, reference_value):
-        return bool(self.monitor_op(monitor_value - self.min_delta, reference_value))
-
 
 class LearningRateScheduler(Callback):
     """Sets the learning rate at each epoch start from `schedule(epoch, lr) -> new_lr`."""
@@ -266,48 +290,44 @@ class LearningRateScheduler(Callback):
             logs["learning_rate"] = float(self.model.trainer.learning_rate)
 
 
-class ReduceLROnPlateau(Callback):
-    """Multiply the learning rate by `factor` when `monitor` has not improved for `patience` epochs."""
+class ReduceLROnPlateau(_MonitorCallback):
+    """Multiply the learning rate by `factor` when `monitor` has not improved for `patience` epochs.
+
+    Each epoch's logs get the `learning_rate` in effect during that epoch. An optimizer whose learning
+    rate is a schedule cannot be reduced: the first reduction raises a TypeError, as in Keras.
+    """
 
     def __init__(self, monitor: str = "val_loss", factor: float = 0.1, patience: int = 10, verbose: int = 0,
                  mode: str = "auto", min_delta: float = 1e-4, cooldown: int = 0, min_lr: float = 0.0) -> None:
-        super().__init__()
+        super().__init__(monitor, mode, min_delta=min_delta)
         if factor >= 1.0:
-            raise ValueError(f"ReduceLROnPlateau does not support a factor >= 1.0, got {factor}")
-        self.monitor, self.factor, self.patience, self.verbose = monitor, factor, patience, verbose
-        self.min_delta, self.cooldown, self.min_lr = min_delta, cooldown, min_lr
-        self.mode = mode if mode in ("auto", "min", "max") else "auto"
+            raise ValueError(f"ReduceLROnPlateau does not support a factor >= 1.0. Received factor={factor}")
+        self.factor, self.patience, self.verbose = factor, patience, verbose
+        self.cooldown, self.min_lr = cooldown, min_lr
         self.wait = self.cooldown_counter = 0
-        self.best: float | None = None
-        self.monitor_op: Callable | None = None
 
     def _reset(self) -> None:
-        # Keras' rule here (unlike EarlyStopping): "auto" means max when the name contains "acc", else min.
-        maximize = self.mode == "max" or (self.mode == "auto" and "acc" in self.monitor)
-        if not maximize:
-            self.monitor_op = lambda a, b: np.less(a, b - self.min_delta)
-            self.best = float("inf")
-        else:
-            self.monitor_op = lambda a, b: np.greater(a, b + self.min_delta)
-            self.best = -float("inf")
+        self.best = None
         self.cooldown_counter = self.wait = 0
 
     def on_train_begin(self, logs=None):
         self._reset()
 
     def on_epoch_end(self, epoch, logs=None):
+        if self.monitor_op is None:
+            self._set_monitor_op()
         logs = logs if logs is not None else {}
         trainer = self.model.trainer
         logs["learning_rate"] = float(trainer.learning_rate)
         current = logs.get(self.monitor)
         if current is None:
-            warnings.warn(f"ReduceLROnPlateau conditioned on `{self.monitor}` which is not available. "
-                          f"Available metrics are: {','.join(logs)}", stacklevel=2)
+            warnings.warn(f"Learning rate reduction is conditioned on metric `{self.monitor}` which is not "
+                          f"available. Available metrics are: {','.join(logs)}.", stacklevel=2)
             return
         if self.cooldown_counter > 0:
             self.cooldown_counter -= 1
             self.wait = 0
-        if self.monitor_op(current, self.best):
+        if self._is_improvement(current, self.best):
             self.best = current
             self.wait = 0
         elif self.cooldown_counter <= 0:
@@ -383,24 +403,22 @@ class LambdaCallback(Callback):
         return self._batch_hooks and phase == "train"
 
 
-class ModelCheckpoint(Callback):
+class ModelCheckpoint(_MonitorCallback):
     """Save the weights (or the full training state) at the end of epochs; `{epoch}`-style names as Keras.
 
     `save_weights_only=True` writes params and state; otherwise the whole `TrainState` (params, state,
-    optimizer state, step, rng) plus the epoch, which is what exact resume needs.
+    optimizer state, step, rng) plus the epoch, which is what exact resume needs. With `save_best_only`,
+    an epoch whose logs lack `monitor` (or hold a non-scalar there) is warned about and saved, as in Keras.
     """
 
     def __init__(self, filepath: str | os.PathLike, monitor: str = "val_loss", verbose: int = 0,
                  save_best_only: bool = False, save_weights_only: bool = False, mode: str = "auto",
                  save_freq: str = "epoch", initial_value_threshold: float | None = None) -> None:
-        super().__init__()
+        super().__init__(monitor, mode, initial_value_threshold)
         if save_freq != "epoch":
             raise ValueError("ModelCheckpoint: only save_freq='epoch' is supported")
-        self.filepath, self.monitor, self.verbose = os.fspath(filepath), monitor, verbose
+        self.filepath, self.verbose = os.fspath(filepath), verbose
         self.save_best_only, self.save_weights_only = save_best_only, save_weights_only
-        self.mode = mode if mode in ("auto", "min", "max") else "auto"
-        self.best = initial_value_threshold
-        self.monitor_op: Callable | None = None
 
     def _path(self, epoch: int, logs: dict) -> str:
         try:
@@ -410,25 +428,37 @@ class ModelCheckpoint(Callback):
                            f"(available: epoch, {', '.join(logs)})") from None
 
     def on_epoch_end(self, epoch, logs=None):
+        if self.monitor_op is None:
+            self._set_monitor_op()
         logs = dict(logs or {})
-        if self.save_best_only:
-            if self.monitor_op is None:
-                self.monitor_op = _monitor_direction(self.monitor, self.mode, "ModelCheckpoint", self.params)
-                if self.best is None:
-                    self.best = float("inf") if self.monitor_op is np.less else -float("inf")
-            current = logs.get(self.monitor)
-            if current is None:
-                warnings.warn(f"Can save best model only with {self.monitor} available.", stacklevel=2)
-                return
-            if not self.monitor_op(current, self.best):
-                if self.verbose > 0:
-                    print(f"\nEpoch {epoch + 1}: {self.monitor} did not improve from {self.best:.5f}")
-                return
+        path = self._path(epoch, logs)
+        if self._should_save(epoch, logs, path):
+            self.save(epoch, logs)
+
+    def _should_save(self, epoch: int, logs: dict, path: str) -> bool:
+        """Keras' `_should_save_model`: always, unless `save_best_only` and the monitored value did not improve."""
+        if not self.save_best_only:
             if self.verbose > 0:
-                print(f"\nEpoch {epoch + 1}: {self.monitor} improved from {self.best:.5f} to {current:.5f}, "
-                      f"saving model to {self._path(epoch, logs)}")
+                print(f"\nEpoch {epoch + 1}: saving model to {path}")
+            return True
+        current = logs.get(self.monitor)
+        if current is None:
+            warnings.warn(f"Can save best model only with {self.monitor} available.", stacklevel=3)
+            return True
+        if np.ndim(current) > 0:
+            warnings.warn(f"Can save best model only when `monitor` is a scalar value. Received: {current}. "
+                          "Falling back to `save_best_only=False`.", stacklevel=3)
+            return True
+        best = "None" if self.best is None else f"{self.best:.5f}"
+        if self._is_improvement(current, self.best):
+            if self.verbose > 0:
+                print(f"\nEpoch {epoch + 1}: {self.monitor} improved from {best} to {current:.5f}, "
+                      f"saving model to {path}")
             self.best = current
-        self.save(epoch, logs)
+            return True
+        if self.verbose > 0:
+            print(f"\nEpoch {epoch + 1}: {self.monitor} did not improve from {best}")
+        return False
 
     def save(self, epoch: int, logs: dict) -> str:
         path = self._path(epoch, logs)
@@ -436,6 +466,6 @@ class ModelCheckpoint(Callback):
             self.model.save_weights(path)
         else:
             self.model.trainer.save_checkpoint(path, epoch=epoch + 1)
-        if self.verbose > 0 and not self.save_best_only:
-            print(f"\nEpoch {epoch + 1}: saving model to {path}")
+        if self.verbose > 0:
+            print(f"\nEpoch {epoch + 1}: finished saving model to {path}")
         return path

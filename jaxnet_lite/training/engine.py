@@ -43,9 +43,14 @@ def choose_steps_per_execution(model: Layer, steps: int, backend: str | None = N
 
 
 def means(host_sums: dict) -> dict[str, float]:
-    """Exact means from weighted sums already on the host, in sorted key order (as Keras logs them)."""
-    count = max(float(host_sums["count"]), 1.0)
-    return {k: float(host_sums[k]) / count for k in sorted(host_sums) if k != "count"}
+    """Exact means from sums already on the host, in sorted key order (as Keras logs them); a weighted
+    metric is divided by its own weight total (`count/<name>`), 0 when that is 0."""
+
+    def mean(key: str) -> float:
+        total = float(host_sums.get(f"count/{key}", host_sums["count"]))
+        return float(host_sums[key]) / total if total > 0 else 0.0
+
+    return {k: mean(k) for k in sorted(host_sums) if not k.startswith("count")}
 
 
 def read_logs(sums: dict) -> dict[str, float]:
@@ -71,12 +76,14 @@ class Engine:
         self._sync_dispatch = self.mesh is not None and self.mesh.devices.flat[0].platform == "cpu"
         self._initial_variables = variables
         self._train_state: TrainState | None = None
+        self.input_shape: Any = None  # the example shape the state was built for
         self.compiled: dict[Any, Any] = {}
 
     # -- state ------------------------------------------------------------------------------------
     def ensure_state(self, input_shape: Any) -> TrainState:
         """Create the training state on first need; a model without a declared input shape waits for data."""
         if self._train_state is None:
+            self.input_shape = input_shape if input_shape is not None else self.model.declared_input_shape
             abstract = jax.eval_shape(lambda k: self.model.init(k, input_shape), jax.random.key(0))
             mask = trainable_mask(self.model, abstract.params)
             if not all(jax.tree.leaves(mask)):  # some layer has trainable=False: its params never move
@@ -111,7 +118,7 @@ class Engine:
         return self.place(loop.zero_sums(self.sum_names()))
 
     def sum_names(self) -> list[str]:
-        return ["loss", "count", *self.metric_set.names]
+        return self.metric_set.sum_names
 
     # -- placement --------------------------------------------------------------------------------
     def _replicated(self) -> Any:

@@ -8,7 +8,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from jaxnet_lite.core import Layer
+from jaxnet_lite.core import Layer, strip_mask
 from jaxnet_lite.training.progress import Progbar, resolve_verbose
 
 
@@ -42,7 +42,7 @@ def inference_fn(model: Layer) -> Any:
 
     def run(params, state, x, start, size):
         xb = jax.tree.map(lambda a: jax.lax.dynamic_slice_in_dim(a, start, size, axis=0), x)
-        return model.apply(params, state, xb, training=False)[0]
+        return strip_mask(model.apply(params, state, xb, training=False)[0])
 
     return jax.jit(run, static_argnums=(4,))
 

@@ -31,6 +31,7 @@ from jaxnet_lite.training.validation import (
     validate_arrays,
 )
 from jaxnet_lite.training.watch import StepWatch
+from jaxnet_lite.training.weighting import WeightedLabels, check_sample_weight, split_sample_weight
 
 
 @dataclass
@@ -47,7 +48,10 @@ class ArraySource:
 
     def __init__(self, engine: Engine, x: Any, y: Any, batch_size: int | None, *, shuffle: bool = False,
                  steps_per_epoch: int | None = None, where: str = "fit", default_batch_size: int = 32) -> None:
+        y, sample_weight = split_sample_weight(y)
         x, y, self.n = validate_arrays(engine, x, y, batch_size if where == "fit" else None, where)
+        if sample_weight is not None:
+            y = WeightedLabels(y, check_sample_weight(sample_weight, self.n, where))
         self.batch_size = min(default_batch_size, self.n) if batch_size is None else min(batch_size, self.n)
         self.steps = math.ceil(self.n / self.batch_size)
         if steps_per_epoch is not None:
@@ -130,6 +134,7 @@ class BatchStream:
         self.eval_steps = 0  # batches the last evaluation read
         self._iterator = iter(dataset) if steps_per_epoch is not None else None
         self.batch_size: int | None = None
+        self._weighted = False
         self._shapes: tuple[Any, Any] | None = None  # example shapes of x and y, from the first batch
 
     def _batches(self) -> Iterator[Any]:
@@ -138,14 +143,20 @@ class BatchStream:
         return iter(self.dataset)
 
     def _checked(self, engine: Engine, batch: Any, index: int) -> tuple[Any, Any, np.ndarray]:
-        """The batch as `(x, y, weight)`, padded to the first batch's size; bad batches raise early."""
+        """The batch as `(x, y, valid)`, padded to the first batch's size; bad batches raise early.
+
+        A batch `(x, y, w)` carries sample weights; they travel with its labels (`WeightedLabels`)."""
         where = f"{self.where}: batch {index}"
-        if not isinstance(batch, (tuple, list)) or len(batch) != 2:
-            raise ValueError(f"{where}: a streamed dataset must yield (x, y) pairs, got {type(batch).__name__}")
-        x, y = batch
+        if not isinstance(batch, (tuple, list)) or len(batch) not in (2, 3):
+            raise ValueError(f"{where}: a streamed dataset must yield (x, y) or (x, y, sample_weight) batches, "
+                             f"got {type(batch).__name__}")
+        x, y, *weights = batch
+        if self._shapes is not None and bool(weights) != self._weighted:
+            raise ValueError(f"{where} {'has' if weights else 'lacks'} sample weights, unlike the first batch")
         if self._shapes is None:
             x, y, real = validate_arrays(engine, x, y, None, where)  # shapes and labels against the model, once
             self.batch_size = real
+            self._weighted = bool(weights)
             self._shapes = (example_shapes(x, engine.model), example_shapes(y))
             engine.ensure_state(self._shapes[0])
         else:
@@ -159,8 +170,10 @@ class BatchStream:
                 raise ValueError(f"{where} has {real} examples, more than the first batch's {self.batch_size}")
             check_finite(x, "x", where)
             check_finite(y, "y", where)
-        weight = (np.arange(self.batch_size) < real).astype(np.float32)
-        return _pad_rows(x, self.batch_size), _pad_rows(y, self.batch_size), weight
+        if weights:
+            y = WeightedLabels(y, check_sample_weight(weights[0], real, where))
+        valid = (np.arange(self.batch_size) < real).astype(np.float32)
+        return _pad_rows(x, self.batch_size), _pad_rows(y, self.batch_size), valid
 
     def _prefetched(self, engine: Engine) -> Iterator[tuple[Any, Any, Any]]:
         """Checked, padded batches, with the next ones already on their way to the device."""

@@ -19,7 +19,7 @@ from jaxnet_lite import checkpoint
 from jaxnet_lite import losses as losses_lib
 from jaxnet_lite import optimizers as optimizers_lib
 from jaxnet_lite.core import Layer, Variables
-from jaxnet_lite.data.arrays import train_val_split
+from jaxnet_lite.data.arrays import check_consistent_length, train_val_split
 from jaxnet_lite.host_allocator import tune_for_backend
 from jaxnet_lite.training.callbacks import Callback, CallbackList, History
 from jaxnet_lite.training.engine import Engine, choose_steps_per_execution, means
@@ -29,7 +29,8 @@ from jaxnet_lite.training.progress import Progbar, resolve_verbose
 from jaxnet_lite.training.sources import ArraySource, BatchStream
 from jaxnet_lite.training.state import TrainState
 from jaxnet_lite.training.step import MetricSet
-from jaxnet_lite.training.validation import check_count, example_shapes
+from jaxnet_lite.training.validation import as_numeric, check_count, check_input_values, example_shapes
+from jaxnet_lite.training.weighting import WeightedLabels, attach_sample_weight
 from jaxnet_lite.training.weights import WeightsIO
 
 __all__ = ["Trainer", "choose_steps_per_execution"]
@@ -66,10 +67,10 @@ class Trainer:
 
     def __init__(self, model: Layer, loss: Any, optimizer: Any = "adam", metrics: Sequence[Any] = (),
                  seed: int = 0, steps_per_execution: int | str = "auto", mesh: Mesh | None = None,
-                 variables: Any = None, loss_weights: Any = None) -> None:
+                 variables: Any = None, loss_weights: Any = None, weighted_metrics: Sequence[Any] = ()) -> None:
         self.model = model
         self.loss = losses_lib.get(loss)
-        self.metric_set = MetricSet(list(metrics or ()), self.loss.name)
+        self.metric_set = MetricSet(list(metrics or ()), self.loss.name, list(weighted_metrics or ()))
         self.engine = Engine(model, self.loss, optimizers_lib.get(optimizer), self.metric_set, seed=seed,
                              steps_per_execution=steps_per_execution, mesh=mesh, variables=variables,
                              loss_weights=loss_weights)
@@ -138,6 +139,17 @@ class Trainer:
         return directions
 
     # -- data -------------------------------------------------------------------------------------
+    @staticmethod
+    def _weighted_labels(x: Any, y: Any, sample_weight: Any, class_weight: Any, where: str) -> Any:
+        """`y` carrying the sample weights `fit`/`evaluate` were given (arrays only)."""
+        if sample_weight is None and class_weight is None:
+            return y
+        if _is_batch_stream(x, y):
+            raise ValueError(f"{where}: sample_weight and class_weight go with arrays; a dataset of batches "
+                             "carries its weights in each batch, (x, y, sample_weight)")
+        x, y = as_numeric(x, "x", where), as_numeric(y, "y", where)
+        return attach_sample_weight(y, sample_weight, class_weight, check_consistent_length(x, y), where)
+
     def _source(self, x: Any, y: Any, batch_size: Any, *, where: str, shuffle: bool = False,
                 steps_per_epoch: int | None = None) -> ArraySource | BatchStream:
         if _is_batch_stream(x, y):
@@ -154,11 +166,11 @@ class Trainer:
         """`(x_val, y_val)` arrays (a tuple, or a list of two as Keras takes), or a dataset of batches."""
         is_batch_list = isinstance(data, list) and bool(data) and isinstance(data[0], (tuple, list))
         if isinstance(data, (tuple, list)) and not is_batch_list:
-            if len(data) == 3:
-                raise NotImplementedError("validation_data: sample weights (x_val, y_val, w) are not supported yet")
-            if len(data) != 2:
-                raise ValueError(f"validation_data must be a tuple (x_val, y_val), got {len(data)} items")
-            return ArraySource(self.engine, data[0], data[1], batch_size, where="validation_data")
+            if len(data) not in (2, 3):
+                raise ValueError(f"validation_data must be a tuple (x_val, y_val) or (x_val, y_val, "
+                                 f"sample_weight), got {len(data)} items")
+            y = data[1] if len(data) == 2 or data[2] is None else WeightedLabels(data[1], data[2])
+            return ArraySource(self.engine, data[0], y, batch_size, where="validation_data")
         return BatchStream(data, where="validation_data")
 
     # -- the Keras API ------------------------------------------------------------------------------
@@ -166,20 +178,27 @@ class Trainer:
             verbose: Any = "auto", callbacks: Sequence[Callback] | None = None, validation_split: float = 0.0,
             validation_data: Any = None, shuffle: bool = True, initial_epoch: int = 0,
             steps_per_epoch: int | None = None, validation_batch_size: int | None = None,
-            validation_freq: int = 1) -> History:
+            validation_freq: int = 1, sample_weight: Any = None, class_weight: Any = None) -> History:
         """Train for `epochs` epochs; returns a `History` (`history.history["val_loss"]`, `history.epoch`).
 
-        `x` is arrays (with labels `y`) or an iterable of `(x, y)` batches. On CPU it keeps freed host
-        memory for reuse (`host_allocator`; off with JAXNET_LITE_TUNE_MALLOC=0).
+        `x` is arrays (with labels `y`) or an iterable of `(x, y)` or `(x, y, sample_weight)` batches.
+        `sample_weight` (one weight per example) or `class_weight` (`{class: weight}`) weigh the loss as
+        Keras does (`training/weighting.py`); `validation_split` splits sample weights with the examples,
+        and class weights, as in Keras, weigh the training examples only.
+        On CPU it keeps freed host memory for reuse (`host_allocator`; off with JAXNET_LITE_TUNE_MALLOC=0).
         """
         epochs = check_count(epochs, "epochs", "fit", minimum=0)
         initial_epoch = check_count(initial_epoch, "initial_epoch", "fit", minimum=0)
         validation_freq = check_count(validation_freq, "validation_freq", "fit")
         tune_for_backend(jax.default_backend())
+        if sample_weight is not None and class_weight is not None:
+            raise ValueError("fit: pass sample_weight or class_weight, not both (as in Keras)")
+        y = self._weighted_labels(x, y, sample_weight, None, "fit")
         if validation_split and validation_data is None:  # Keras: validation_data takes precedence
             if _is_batch_stream(x, y):
                 raise ValueError("fit: validation_split needs arrays; with a dataset of batches pass validation_data")
             (x, y), validation_data = train_val_split(x, y, validation_split)
+        y = self._weighted_labels(x, y, None, class_weight, "fit")  # as Keras: training data only
         source = self._source(x, y, batch_size, where="fit", shuffle=shuffle, steps_per_epoch=steps_per_epoch)
         validation = None
         if validation_data is not None:
@@ -203,9 +222,7 @@ class Trainer:
                  return_dict: bool = False) -> Any:
         """Loss and metrics on `(x, y)` or a dataset of batches: `[loss, *metrics]` like Keras (a float
         without metrics), or a dict with `return_dict=True`."""
-        if sample_weight is not None:
-            raise NotImplementedError("evaluate: sample_weight is not supported yet; to weigh examples use "
-                                      "make_eval_step with (x, y, weights) batches")
+        y = self._weighted_labels(x, y, sample_weight, None, "evaluate")
         if steps is not None and not _is_batch_stream(x, y):
             raise ValueError("evaluate: steps is for datasets of batches; with arrays, every example is evaluated")
         source = self._source(x, y, batch_size, where="evaluate", steps_per_epoch=steps)
@@ -219,7 +236,7 @@ class Trainer:
         cbs.on_test_end(logs)
         if return_dict:
             return logs
-        values = [logs["loss"], *(logs[m] for m in self.metric_set.names)]
+        values = [logs["loss"], *(logs[m] for m in self.metric_set.names)]  # Keras' order
         return values[0] if len(values) == 1 else values
 
     def predict(self, x: Any, batch_size: int | None = None, verbose: Any = "auto", steps: int | None = None,
@@ -230,6 +247,7 @@ class Trainer:
         if batch_size is not None:
             check_count(batch_size, "batch_size", "predict")
         check_inputs(x, "predict")
+        check_input_values(self.model, x, "predict")
         self.engine.ensure_state(example_shapes(x, self.model))
         params, state = self.variables
         cbs = CallbackList(callbacks or ())

@@ -73,6 +73,7 @@ def validate_arrays(engine: Any, x: Any, y: Any, batch_size: int | None, where: 
     check_finite(x, "x", where)
     check_finite(y, "y", where)
     out_shape = engine.output_shape(example_shapes(x, engine.model))
+    check_input_values(engine.model, x, where)
     outputs = out_shape if isinstance(out_shape, list) else [out_shape]
     labels = list(y.values()) if isinstance(y, dict) else list(y) if isinstance(y, (list, tuple)) else [y]
     if len(outputs) > 1 and len(labels) == 1:
@@ -83,6 +84,14 @@ def validate_arrays(engine: Any, x: Any, y: Any, batch_size: int | None, where: 
         label = label if hasattr(label, "shape") else np.asarray(label)  # arrays keep their place
         engine.loss.check_labels(tuple(shape), label, where=where, name="y" if len(outputs) == 1 else f"y[{i}]")
     return x, y, n
+
+
+def check_input_values(model: Any, x: Any, where: str) -> None:
+    """Ask the model whether the values of `x` can work (ids inside an Embedding's vocabulary)."""
+    try:
+        model.check_input_values(x)
+    except ValueError as e:
+        raise type(e)(f"{where}: x: {e}") from None
 
 
 def check_finite(tree: Any, name: str, where: str) -> None:

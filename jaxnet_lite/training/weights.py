@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxnet_lite import checkpoint
+from jaxnet_lite.core.layer import ACTIVITY_LOSS
 
 
 _WEIGHTS = ("params", "state")
@@ -45,18 +46,25 @@ class WeightsIO:
     name: str
 
     def get_weights(self) -> list[np.ndarray]:
-        """All params then all state, as NumPy arrays, in a fixed (sorted-key) order."""
-        return [np.asarray(a) for a in jax.tree.leaves(tuple(self.variables))]
+        """Every weight as a NumPy array, in Keras' order: layer by layer, each layer's as Keras creates
+        them (kernel before bias; gamma, beta, moving mean, moving variance), so Keras' lists fit as they are."""
+        leaves = _leaves_by_path(self.variables)
+        return [np.asarray(leaves[path]) for path in keras_weight_order(self, *self.variables)]
 
     def set_weights(self, weights: list[Any]) -> None:
-        """The inverse of `get_weights`; shapes must match."""
-        leaves, treedef = jax.tree.flatten(tuple(self.variables))
-        if len(weights) != len(leaves):
-            raise ValueError(f"set_weights: expected {len(leaves)} arrays, got {len(weights)}")
-        for i, (old, new) in enumerate(zip(leaves, weights)):
-            if tuple(np.shape(new)) != tuple(old.shape):
-                raise ValueError(f"set_weights: array {i} has shape {np.shape(new)}, expected {tuple(old.shape)}")
-        self.variables = jax.tree.unflatten(treedef, [jnp.asarray(w, o.dtype) for w, o in zip(weights, leaves)])
+        """The inverse of `get_weights` (Keras' order); shapes must match."""
+        order = keras_weight_order(self, *self.variables)
+        if len(weights) != len(order):
+            raise ValueError(f"set_weights: expected {len(order)} arrays, got {len(weights)}")
+        old = _leaves_by_path(self.variables)
+        new = {}
+        for i, (path, value) in enumerate(zip(order, weights)):
+            if tuple(np.shape(value)) != tuple(old[path].shape):
+                raise ValueError(f"set_weights: array {i} ({'/'.join(map(str, path[1:]))}) has shape "
+                                 f"{np.shape(value)}, expected {tuple(old[path].shape)}")
+            new[path] = jnp.asarray(value, old[path].dtype)
+        self.variables = jax.tree_util.tree_map_with_path(lambda p, leaf: new.get(_path_key(p), leaf),
+                                                          tuple(self.variables))
 
     def save_weights(self, filepath: Any) -> None:
         """Write params and state to `filepath` (an `.npz` checkpoint, atomically, no pickle)."""
@@ -80,3 +88,50 @@ class WeightsIO:
                 f"params and state do not match this model's: {e.listing()}")) from None
         self.variables = (restored["params"], restored["state"])
 
+
+
+# Keras creates a layer's weights in this order; names not listed follow, sorted.
+_KERAS_NAME_ORDER = ("embeddings", "depthwise_kernel", "pointwise_kernel", "kernel", "recurrent_kernel", "bias",
+                     "gamma", "beta", "scale", "moving_mean", "moving_variance", "query", "key", "value",
+                     "attention_output")
+
+
+def _path_key(path: Any) -> tuple:
+    return tuple(getattr(k, "key", getattr(k, "idx", k)) for k in path)
+
+
+def _leaves_by_path(variables: Any) -> dict[tuple, Any]:
+    return {_path_key(p): leaf for p, leaf in jax.tree_util.tree_flatten_with_path(tuple(variables))[0]}
+
+
+def _ordered_keys(tree: dict) -> list:
+    rank = {name: i for i, name in enumerate(_KERAS_NAME_ORDER)}
+    return sorted(tree, key=lambda k: (rank.get(k, len(rank)), str(k)))
+
+
+def keras_weight_order(layer: Any, params: Any, state: Any) -> list[tuple]:
+    """Paths `(0 for params | 1 for state, *keys)` of every weight, in Keras' order: sublayers in the
+    model's order (`children()`), each leaf layer's params then its state."""
+    order: list[tuple] = []
+
+    def leaf_paths(tree: Any, prefix: tuple) -> list[tuple]:
+        if isinstance(tree, dict):
+            return [p for k in _ordered_keys(tree) for p in leaf_paths(tree[k], (*prefix, k))]
+        return [prefix]
+
+    def walk(node: Any, p: Any, s: Any, prefix: tuple) -> None:
+        children = node.children() if hasattr(node, "children") else []
+        if children and isinstance(p, dict) and all(name in p for name, _ in children):
+            seen = set()
+            for name, child in children:
+                if name not in seen:
+                    seen.add(name)
+                    walk(child, p[name], s.get(name, {}) if isinstance(s, dict) else {}, (*prefix, name))
+            return
+        order.extend((0, *path) for path in leaf_paths(p, prefix))
+        order.extend((1, *path) for path in leaf_paths(s, prefix))
+
+    walk(layer, params, state, ())
+    # An activity regularizer's last penalty lives in the state but is not a weight (Keras has no variable).
+    every = {path for path in _leaves_by_path((params, state)) if path[-1] != ACTIVITY_LOSS}
+    return [path for path in order if path in every] + sorted(every - set(order), key=str)
