@@ -215,3 +215,11 @@ def test_merge_broadcasting_matches_keras(keras):
         got, _ = ours.apply({}, {}, [jnp.asarray(a), jnp.asarray(b)])
         np.testing.assert_allclose(np.asarray(got), np.asarray(theirs([a, b])), rtol=1e-6)
         assert ours.output_shape([(3, 4), (1, 4)]) == tuple(theirs.compute_output_shape([(2, 3, 4), (2, 1, 4)])[1:])
+
+
+@pytest.mark.parametrize("mode", ["rows", "columns"])
+def test_orthogonal_regularizer_matches_keras(keras, mode):
+    w = np.random.default_rng(9).normal(size=(5, 3)).astype(np.float32)
+    ours = jnl.regularizers.OrthogonalRegularizer(factor=0.3, mode=mode)(jnp.asarray(w))
+    theirs = keras.regularizers.OrthogonalRegularizer(factor=0.3, mode=mode)(keras.ops.convert_to_tensor(w))
+    assert float(ours) == pytest.approx(float(theirs), rel=1e-5)
