@@ -119,6 +119,35 @@ def test_matches_numpy_loop(kind, return_sequences, go_backwards, masked):
     assert isinstance(ys[0], Masked) == (masked and return_sequences)
 
 
+# The cost hints pick how the scan computes, never what: every combination must give the same numbers.
+HINTS = [(in_loop, joint, policy) for in_loop in (True, False) for joint in (True, False)
+         for policy in (None, jax.checkpoint_policies.dots_saveable)]
+
+
+@pytest.mark.parametrize("kind", ["simple", "lstm", "gru"])
+def test_cost_hints_change_neither_values_nor_gradients(kind):
+    x = RNG.standard_normal((B, T, D))
+    mask = padded_mask()
+    results = []
+    for in_loop, joint, policy in HINTS:
+        layer = LAYERS[kind](U, return_sequences=True)
+        layer.project_inputs_in_loop, layer.joint_matmul, layer.step_checkpoint_policy = in_loop, joint, policy
+        p = random_params(layer) if not results else results[0][0]
+        state = layer.init(jax.random.key(0), (T, D)).state
+
+        def loss(params, x):
+            y, _ = layer.apply(params, state, Masked(x, mask))
+            return jnp.sum(jnp.sin(y.values))
+
+        with jax.enable_x64(True):
+            value, grads = jax.value_and_grad(loss, argnums=(0, 1))(jax.tree.map(jnp.asarray, p), jnp.asarray(x))
+        results.append((p, float(value), jax.tree.map(np.asarray, grads)))
+    _, value0, grads0 = results[0]
+    for _, value, grads in results[1:]:
+        np.testing.assert_allclose(value, value0, rtol=1e-10)
+        jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12), grads, grads0)
+
+
 @pytest.mark.parametrize("reset_after,use_bias", [(False, True), (True, False), (False, False)])
 def test_gru_variants_match_numpy(reset_after, use_bias):
     layer = L.GRU(U, reset_after=reset_after, use_bias=use_bias, return_sequences=True)
