@@ -10,7 +10,9 @@ runs on its JAX backend when installed.
 from __future__ import annotations
 
 import argparse
+import math
 import os
+import statistics
 import subprocess
 import sys
 import textwrap
@@ -65,13 +67,33 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     engines = ["jaxnet_lite"] + (["keras"] if _has_keras() else [])
     print("engine       seed  test accuracy  epochs run  s/epoch (incl. compile)")
+    accuracies: dict[str, dict[int, float]] = {engine: {} for engine in engines}
     for seed in (int(s) for s in args.seeds.split(",")):
         for engine in engines:
             result = run(engine, args.epochs, seed, args.bidirectional)
             if result is not None:
                 accuracy, ran, seconds = result
+                accuracies[engine][seed] = accuracy * 100
                 print(f"{engine:<12} {seed:>4}  {accuracy * 100:12.2f}%  {ran:>10}  {seconds:7.2f}", flush=True)
+    summarize(accuracies)
 
+
+def summarize(accuracies: dict[str, dict[int, float]]) -> None:
+    """Each engine's mean and standard deviation over seeds, and the difference of means with a 95% interval.
+
+    A seed fixes each engine's own random streams, which differ between engines, so the two samples are
+    independent (not paired by seed): the interval is Welch's, mean difference ± 2 standard errors.
+    """
+    samples = {engine: list(by_seed.values()) for engine, by_seed in accuracies.items() if by_seed}
+    for engine, values in samples.items():
+        spread = statistics.stdev(values) if len(values) > 1 else 0.0
+        print(f"{engine:<12} mean {statistics.fmean(values):.2f}%  sd {spread:.2f}  over {len(values)} seeds")
+    if len(samples) == 2 and all(len(v) > 1 for v in samples.values()):
+        ours, theirs = samples.values()
+        difference = statistics.fmean(ours) - statistics.fmean(theirs)
+        error = math.sqrt(statistics.variance(ours) / len(ours) + statistics.variance(theirs) / len(theirs))
+        print(f"jaxnet_lite - keras: {difference:+.2f} points, 95% interval "
+              f"[{difference - 2 * error:+.2f}, {difference + 2 * error:+.2f}]")
 
 def _has_keras() -> bool:
     import importlib.util

@@ -3,6 +3,7 @@
     python -m benchmarks --quick                                  # a minute-scale first look
     python -m benchmarks --workloads cnn,mlp --out results.json   # cnn and mlp, every contender, JSON out
     python -m benchmarks --contenders jnl_fit,ref_jit --windows 5
+    python -m benchmarks --workloads char_gpt                     # the GPT race (benchmarks/char_gpt.py)
 
 The parent process never touches the accelerator: it prepares the data, starts one worker process per
 contender (`benchmarks/worker.py`), alternates their measurement windows and writes the table and JSON.
@@ -40,7 +41,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--workloads", default="cnn,mlp,wide",
-                   help=f"comma-separated, from: {', '.join(workloads.FULL)}")
+                   help=f"comma-separated, from: {', '.join(workloads.FULL)}; or char_gpt alone (the GPT race)")
     p.add_argument("--contenders", default=",".join(contenders.ALL),
                    help=f"comma-separated, from: {', '.join(contenders.ALL)} (reference: {contenders.REFERENCE})")
     p.add_argument("--quick", action="store_true", help="a few steps per window (smoke test, first look)")
@@ -55,6 +56,30 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="skip the fresh-process first-step measurement (shorter runs; compile is then estimated)")
     p.add_argument("--quiet", action="store_true", help="no per-window progress lines")
     return p.parse_args(argv)
+
+
+def _asks_for(argv: list[str], workload: str) -> bool:
+    """True when `--workloads` names `workload`; it must then be the only one."""
+    for i, arg in enumerate(argv):
+        value = arg.split("=", 1)[1] if arg.startswith("--workloads=") else (
+            argv[i + 1] if arg == "--workloads" and i + 1 < len(argv) else None)
+        if value is not None and workload in value.split(","):
+            if value != workload:
+                raise SystemExit(f"--workloads {value}: {workload} runs alone (its own race), not with others")
+            return True
+    return False
+
+
+def _without_workloads(argv: list[str]) -> list[str]:
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--workloads":
+            skip = True
+        elif not arg.startswith("--workloads="):
+            out.append(arg)
+    return out
 
 
 def _choose(names: list[str], workload: str, platform: str, include_slow: bool) -> tuple[list[str], dict]:
@@ -74,6 +99,11 @@ def _choose(names: list[str], workload: str, platform: str, include_slow: bool) 
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if _asks_for(argv, "char_gpt"):  # the GPT race has its own harness (nanoGPT's loop, validation estimate)
+        from benchmarks import char_gpt
+
+        return char_gpt.main(_without_workloads(argv))
     args = parse_args(argv)
     names = [n.strip() for n in args.contenders.split(",") if n.strip()]
     unknown = [n for n in names if n not in contenders.ALL]

@@ -3,8 +3,10 @@ smallest run trains every contender, measures every figure and writes a complete
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -134,6 +136,22 @@ def test_conv_formulations_smoke() -> None:
     assert "tutorial CNN train step (batch 128): implementation='xla'" in done.stdout
 
 
+def test_device_run_script_names_what_exists() -> None:
+    """`benchmarks/device_run.sh` parses, and every test file, test and module it runs exists (the quick
+    default-run check; the slow test below runs the script end to end)."""
+    script = REPO / "benchmarks" / "device_run.sh"
+    assert subprocess.run(["bash", "-n", str(script)], capture_output=True).returncode == 0
+    text = script.read_text()
+    named_tests = re.findall(r"(tests/test_\w+\.py)(?:::(\w+))?", text)
+    assert named_tests
+    for path, test in named_tests:
+        assert (REPO / path).is_file(), path
+        assert not test or f"def {test}(" in (REPO / path).read_text(), f"{path}::{test}"
+    for module in set(re.findall(r'-m (benchmarks[\w.]*)', text)):
+        assert importlib.util.find_spec(module) is not None, module
+
+
+@pytest.mark.slow
 def test_device_run_script_smoke(tmp_path: Path) -> None:
     """`benchmarks/device_run.sh` (the prepared GPU-machine check) runs end to end in its quick mode."""
     env = {**os.environ, "DEVICE_RUN_QUICK": "1", "DEVICE_RUN_ANATOMY": "1", "OUT": str(tmp_path),

@@ -219,13 +219,20 @@ def test_train_refuses_options_of_the_other_jobs(argv, message, capsys):
 
 def test_race_quick_smoke(tmp_path):
     out = tmp_path / "race.json"
-    done = subprocess.run([sys.executable, "-m", "benchmarks.char_gpt", "--quick", "--windows", "2",
-                           "--contenders", "jnl_step,ref_gpt,nanogpt_torch", "--out", str(out)],
+    done = subprocess.run([sys.executable, "-m", "benchmarks", "--workloads", "char_gpt", "--quick", "--windows", "2",
+                           "--contenders", "jnl_step,nanogpt_torch", "--out", str(out)],
                           cwd=REPO, capture_output=True, text=True, timeout=600, env=quick_compiling_env())
     assert done.returncode == 0, done.stdout + done.stderr
     results = json.loads(out.read_text())["results"]
-    for name in ("jnl_step", "ref_gpt"):
+    for name in ("jnl_step",):
         assert 3.5 < results[name]["val_loss"] < 4.5 and results[name]["ms_per_iter"] > 0
     torch_missing = importlib.util.find_spec("torch") is None
     assert ("skipped" in results["nanogpt_torch"]) == torch_missing
     assert "| contender | val loss |" in done.stdout and "goal val loss <= 1.88" in done.stdout
+
+
+def test_race_runs_alone():
+    from benchmarks import run
+
+    with pytest.raises(SystemExit, match="char_gpt runs alone"):
+        run.main(["--workloads", "cnn,char_gpt"])
