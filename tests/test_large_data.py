@@ -2,13 +2,16 @@
 
 One child process writes the file in chunks (plain writes, so its pages never enter the process), then
 trains a small model on shuffled batches drawn from the whole file and reports its peak RSS. A second
-child checks that a memory-mapped source trains on 4 simulated devices exactly as the same arrays do.
+child checks that a memory-mapped source trains on 4 simulated devices exactly as the same arrays do,
+and two processes under `jax.distributed`, each reading its half of every batch, train as one process.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
+import socket
 import shutil
 import subprocess
 import sys
@@ -89,13 +92,42 @@ SHARDED = textwrap.dedent("""
 """)
 
 
+PROCESSES = textwrap.dedent("""
+    import json, sys
+    import jax
+    process, count, address, folder, shuffle = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
+    if count > 1:
+        jax.config.update("jax_cpu_collectives_implementation", "gloo")
+        jax.distributed.initialize(address, count, process)
+    import numpy as np
+    from jaxnet_lite import Sequential
+    from jaxnet_lite.data import MemmapSource
+    from jaxnet_lite.layers import Dense
+
+    source = MemmapSource(folder + "/x.npy", folder + "/y.npy")
+    model = Sequential([Dense(8, input_shape=(6,), activation="relu"), Dense(3, activation="softmax")])
+    model.compile(loss="sparse_categorical_crossentropy", optimizer="adam", metrics=["accuracy"], seed=1)
+    h = model.fit(source, batch_size=30, epochs=2, shuffle=shuffle == "1", verbose=0, validation_data=source)
+    print(json.dumps({"devices": jax.device_count(), "processes": jax.process_count(), "history": h.history,
+                      "evaluate": model.evaluate(source, verbose=0), "predict": model.predict(source, verbose=0).tolist(),
+                      "weights": [np.asarray(w).tolist() for w in model.get_weights()]}))
+""")
+
+
+def _env(devices: int) -> dict:
+    return dict(os.environ, PYTHONPATH=str(REPO_ROOT), JAX_PLATFORMS="cpu",
+                XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
+
+
+def _last_json(stdout: str) -> dict:
+    return json.loads(stdout.strip().splitlines()[-1])
+
+
 def _child(script: str, *args: str, devices: int = 1) -> dict:
-    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), JAX_PLATFORMS="cpu",
-               XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
-    out = subprocess.run([sys.executable, "-c", script, *args], env=env, capture_output=True, text=True,
+    out = subprocess.run([sys.executable, "-c", script, *args], env=_env(devices), capture_output=True, text=True,
                          timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return _last_json(out.stdout)
 
 
 def test_training_from_a_2gib_file_stays_under_1gib_rss(tmp_path):
@@ -129,3 +161,32 @@ def test_memmap_source_on_four_devices_trains_as_the_arrays_do(tmp_path):
         np.testing.assert_allclose(h_source[key], h_arrays[key], rtol=1e-5, atol=1e-6)
     for a, b in zip(p_arrays, p_source):
         np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("jaxnet_lite.distributed") is None,
+                    reason="placing a train state across processes comes with jaxnet_lite.distributed")
+def test_two_processes_each_reading_half_of_every_batch_train_as_one(tmp_path):
+    shuffle = "1"  # both processes must draw the same order from the seed
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "x.npy", rng.normal(size=(150, 6)).astype(np.float32))
+    np.save(tmp_path / "y.npy", rng.integers(0, 3, 150).astype(np.int32))
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        address = f"localhost:{s.getsockname()[1]}"
+    children = [subprocess.Popen([sys.executable, "-c", PROCESSES, str(p), "2", address, str(tmp_path), shuffle],
+                                 env=_env(1), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                for p in range(2)]
+    alone = _child(PROCESSES, "0", "1", "", str(tmp_path), shuffle, devices=2)  # one process, the same 2 devices
+    results = []
+    for child in children:
+        stdout, stderr = child.communicate(timeout=300)
+        assert child.returncode == 0, stderr[-3000:]
+        results.append(_last_json(stdout))
+    for result in results:
+        assert (result["processes"], result["devices"]) == (2, 2)
+        for key in alone["history"]:
+            np.testing.assert_allclose(result["history"][key], alone["history"][key], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(result["evaluate"], alone["evaluate"], rtol=1e-5)
+        np.testing.assert_allclose(result["predict"], alone["predict"], rtol=1e-5, atol=1e-6)
+        for a, b in zip(result["weights"], alone["weights"]):
+            np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)

@@ -127,7 +127,7 @@ def predict_source(engine: Engine, fn: Any, source: RandomAccessSource, batch_si
     sample, _ = source[np.arange(min(_SAMPLE_ROWS, n))]
     check_input_values(engine.model, sample, "predict")
     engine.ensure_state(example_shapes(sample, engine.model))
-    params, state = engine.variables
+    params, state = _this_process(engine.variables)
     hooks = callbacks is not None and callbacks.wants_batch_hooks("predict")
     bar = Progbar(sampler.steps, resolve_verbose(verbose))
     size = sampler.local_batch_size
@@ -158,3 +158,11 @@ def _placer(engine: Engine) -> Any:
     if jax.process_count() > 1:
         return lambda tree: jax.tree.map(lambda a: jax.make_array_from_process_local_data(sharding, a), tree)
     return lambda tree: jax.device_put(tree, sharding)
+
+
+def _this_process(tree: Any) -> Any:
+    """Replicated global arrays as this process's own copy: with several processes each one predicts
+    every example by itself, with no collective between them."""
+    if jax.process_count() == 1:
+        return tree
+    return jax.tree.map(lambda a: a.addressable_data(0) if isinstance(a, jax.Array) else a, tree)

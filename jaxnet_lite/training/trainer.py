@@ -256,19 +256,27 @@ class Trainer:
             raise ValueError("predict: steps is not supported; pass the examples to predict as x")
         if batch_size is not None:
             check_count(batch_size, "batch_size", "predict")
-        from_source = isinstance(x, RandomAccessSource)
-        if not from_source:
-            check_inputs(x, "predict")
-            check_input_values(self.model, x, "predict")
-            self.engine.ensure_state(example_shapes(x, self.model))
+        if isinstance(x, RandomAccessSource):  # read batch by batch, ahead of the device
+            return self._predict_source(x, batch_size or 32, verbose, callbacks)
+        check_inputs(x, "predict")
+        check_input_values(self.model, x, "predict")
+        self.engine.ensure_state(example_shapes(x, self.model))
+        params, state = self.variables
         cbs = CallbackList(callbacks or ())
         cbs.set_model(self.callback_model())
         cbs.on_predict_begin()
         fn = self.engine.cached(("predict",), lambda: inference_fn(self.model))
-        if from_source:  # read batch by batch, ahead of the device
-            out = predict_source(self.engine, fn, x, batch_size or 32, verbose=verbose, callbacks=cbs)
-        else:
-            params, state = self.variables
-            out = predict_arrays(fn, params, state, x, batch_size=batch_size or 32, verbose=verbose, callbacks=cbs)
+        out = predict_arrays(fn, params, state, x, batch_size=batch_size or 32, verbose=verbose, callbacks=cbs)
+        cbs.on_predict_end()
+        return out
+
+    def _predict_source(self, source: RandomAccessSource, batch_size: int, verbose: Any,
+                        callbacks: Sequence[Callback] | None) -> Any:
+        """`predict` over every example of a random-access source, in its order."""
+        cbs = CallbackList(callbacks or ())
+        cbs.set_model(self.callback_model())
+        cbs.on_predict_begin()
+        fn = self.engine.cached(("predict",), lambda: inference_fn(self.model))
+        out = predict_source(self.engine, fn, source, batch_size, verbose=verbose, callbacks=cbs)
         cbs.on_predict_end()
         return out
