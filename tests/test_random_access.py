@@ -103,6 +103,10 @@ def test_memmap_source_reads_rows_in_the_asked_order(files, arrays, tmp_path):
     np.testing.assert_array_equal(by, y[index])
     np.testing.assert_array_equal(source[5][0], x[5])
     np.testing.assert_array_equal(source[10:13][1], y[10:13])
+    wide = np.arange(20 * 4096, dtype=np.float32).reshape(20, 4096)  # 16 KiB rows: far apart, read one by one
+    np.save(tmp_path / "wide.npy", wide)
+    far = np.array([19, 5, 0, 6, 12])
+    np.testing.assert_array_equal(MemmapSource(tmp_path / "wide.npy", np.arange(20))[far][0], wide[far])
     np.save(tmp_path / "f.npy", np.asfortranarray(x))  # Fortran order: rows are not contiguous, the map serves
     fortran = MemmapSource(tmp_path / "f.npy", files[1])
     assert fortran._x_file is None

@@ -24,6 +24,9 @@ import numpy as np
 
 __all__ = ["MemmapSource", "RandomAccessSource", "RecordSource"]
 
+# Reading a gap of this many unused bytes costs about one more read call, so nearer rows share a read.
+_MERGE_GAP_BYTES = 1 << 14
+
 
 class RandomAccessSource(abc.ABC):
     """Examples by index: `len(source)` of them; `source[indices]` is one `(x, y)` batch in that order.
@@ -173,29 +176,39 @@ def _open(value: Any, name: str) -> tuple[np.ndarray, str | None]:
 def _read_rows(array: np.ndarray, path: str | None, indices: np.ndarray) -> np.ndarray:
     """`array[indices]` for strictly increasing `indices`; from `path` by positional reads when given.
 
-    Each run of consecutive indices is one read straight into the batch, so the file's pages stay in
-    the page cache (which the kernel may drop) instead of in the process."""
+    Rows close together (gaps under `_MERGE_GAP_BYTES`, as for small label rows) are read as one span
+    and picked from it; a span of consecutive rows is read straight into the batch. Either way the
+    file's pages stay in the page cache (which the kernel may drop) instead of in the process."""
     if path is None:
         return np.asarray(array[indices])
     out = np.empty((indices.shape[0], *array.shape[1:]), array.dtype)
     row = out.itemsize * int(np.prod(array.shape[1:], dtype=np.int64))
     if out.size == 0:
         return out
-    buffer = memoryview(out).cast("B")
-    starts = np.flatnonzero(np.diff(indices, prepend=-2) != 1)
-    stops = np.append(starts[1:], indices.shape[0])
+    gaps = (np.diff(indices) - 1) * row
+    bounds = [0, *(np.flatnonzero(gaps > _MERGE_GAP_BYTES) + 1).tolist(), indices.shape[0]]
     fd = os.open(path, os.O_RDONLY)
     try:
-        for start, stop in zip(starts.tolist(), stops.tolist()):
-            want = (stop - start) * row
-            offset = array.offset + int(indices[start]) * row
-            got = os.preadv(fd, [buffer[start * row:stop * row]], offset)
-            if got != want:
-                raise OSError(f"MemmapSource: {path!r} is shorter than its header says (read {got} of "
-                              f"{want} bytes at offset {offset})")
+        for start, stop in zip(bounds[:-1], bounds[1:]):
+            first, last = int(indices[start]), int(indices[stop - 1])
+            if last - first == stop - start - 1:  # consecutive rows: read them in place
+                _read_span(fd, path, out[start:stop], array.offset + first * row)
+            else:
+                span = np.empty((last - first + 1, *array.shape[1:]), array.dtype)
+                _read_span(fd, path, span, array.offset + first * row)
+                out[start:stop] = span[indices[start:stop] - first]
     finally:
         os.close(fd)
     return out
+
+
+def _read_span(fd: int, path: str, into: np.ndarray, offset: int) -> None:
+    """Fill the C-contiguous `into` with the file's bytes from `offset`."""
+    buffer = memoryview(into).cast("B")
+    got = os.preadv(fd, [buffer], offset)
+    if got != buffer.nbytes:
+        raise OSError(f"MemmapSource: {path!r} is shorter than its header says (read {got} of "
+                      f"{buffer.nbytes} bytes at offset {offset})")
 
 
 def _stack(values: list[Any], name: str) -> Any:
