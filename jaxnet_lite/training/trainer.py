@@ -191,7 +191,8 @@ class Trainer:
             validation_freq: int = 1, sample_weight: Any = None, class_weight: Any = None) -> History:
         """Train for `epochs` epochs; returns a `History` (`history.history["val_loss"]`, `history.epoch`).
 
-        `x` is arrays (with labels `y`) or an iterable of `(x, y)` or `(x, y, sample_weight)` batches.
+        `x` is arrays (with labels `y`), an iterable of `(x, y)` or `(x, y, sample_weight)` batches, or a
+        random-access source (`data.MemmapSource`, `datasets.tfds.source`) read batch by batch.
         `sample_weight` (one weight per example) or `class_weight` (`{class: weight}`) weigh the loss as
         Keras does (`training/weighting.py`); `validation_split` splits sample weights with the examples,
         and class weights, as in Keras, weigh the training examples only.
