@@ -217,6 +217,9 @@ def test_fit_from_a_source_reports_bad_input_clearly(files, tmp_path):
     with pytest.raises(ValueError, match=r"fit: batch \d+ of MemmapSource.*: x contains NaN values"):
         model().fit(MemmapSource(tmp_path / "bad.npy", files[1]), batch_size=16, shuffle=False, verbose=0)
     assert not prefetch_threads()
+    uncompiled = Sequential([Dense(3, input_shape=(FEATURES,))])
+    with pytest.raises(ValueError, match="predict: .*random-access sources need a compiled model"):
+        uncompiled.predict(source)
 
 
 def test_ctrl_c_stops_fit_from_a_source_and_its_reader(files):

@@ -61,9 +61,10 @@ class Prefetch:
         self._put(_DONE)
 
     def __iter__(self) -> Iterator[Any]:
-        if not self._started:
-            self._started = True
-            self._thread.start()
+        if self._started:
+            raise RuntimeError("Prefetch: iterate it once; make a new Prefetch for another pass")
+        self._started = True
+        self._thread.start()
         while True:
             value = self._queue.get()
             if value is _DONE:

@@ -72,27 +72,19 @@ class EpochSampler:
 
     def epoch(self, epoch: int) -> tuple[np.ndarray, np.ndarray]:
         """This process's `(steps, local_batch_size)` example indices and weights (1 real, 0 filler)."""
-        return self._table(epoch, self.process_index)
+        index, weight = zip(*self.batches(epoch))
+        return np.stack(index), np.stack(weight)
 
     def batches(self, epoch: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """This process's `(indices, weights)` step by step."""
-        index, weight = self.epoch(epoch)
-        yield from zip(index, weight)
-
-    def _table(self, epoch: int, process: int) -> tuple[np.ndarray, np.ndarray]:
-        steps, batch, padded = self.steps, self.batch_size, self.padded_batch_size
-        used = min(self.num_examples, steps * batch)
-        order = self.order(epoch)[:used]
-        flat = np.empty(steps * batch, np.int64)
-        flat[:used] = order
-        flat[used:] = order[(used // batch) * batch] if used < steps * batch else 0  # filler: a real row
-        weight = (np.arange(steps * batch) < used).astype(np.float32)
-        index, weight = flat.reshape(steps, batch), weight.reshape(steps, batch)
-        if padded > batch:
-            index = np.concatenate([index, np.repeat(index[:, :1], padded - batch, axis=1)], axis=1)
-            weight = np.concatenate([weight, np.zeros((steps, padded - batch), np.float32)], axis=1)
-        part = slice(process * self.local_batch_size, (process + 1) * self.local_batch_size)
-        return index[:, part], weight[:, part]
+        """This process's `(indices, weights)` step by step (only the epoch's order is held whole)."""
+        order = self.order(epoch)
+        part = slice(self.process_index * self.local_batch_size, (self.process_index + 1) * self.local_batch_size)
+        for step in range(self.steps):
+            real = order[step * self.batch_size:(step + 1) * self.batch_size]
+            index = np.full(self.padded_batch_size, real[0], np.int64)  # filler: a real row, weighted 0
+            index[:real.shape[0]] = real
+            weight = (np.arange(self.padded_batch_size) < real.shape[0]).astype(np.float32)
+            yield index[part], weight[part]
 
 
 def _integer(value: object, name: str, where: str, *, minimum: int) -> int:
