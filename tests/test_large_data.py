@@ -27,8 +27,9 @@ RSS_BUDGET = 1 << 30
 FREE_DISK_NEEDED = 6 << 30
 
 LARGE = textwrap.dedent("""
-    import json, resource, sys
+    import faulthandler, json, resource, sys
     import numpy as np
+    faulthandler.dump_traceback_later(240, exit=True)  # a hang shows where it hangs, before the parent's timeout
 
     x_path, y_path, features = sys.argv[1], sys.argv[2], int(sys.argv[3])
     rows = int(sys.argv[4]) // (4 * features)
@@ -124,8 +125,11 @@ def _last_json(stdout: str) -> dict:
 
 
 def _child(script: str, *args: str, devices: int = 1) -> dict:
-    out = subprocess.run([sys.executable, "-c", script, *args], env=_env(devices), capture_output=True, text=True,
-                         timeout=300)
+    try:
+        out = subprocess.run([sys.executable, "-c", script, *args], env=_env(devices), capture_output=True,
+                             text=True, timeout=300)
+    except subprocess.TimeoutExpired as e:
+        pytest.fail(f"the child ran past {e.timeout} s; its stderr: {(e.stderr or b'')[-3000:]!r}")
     assert out.returncode == 0, out.stderr[-3000:]
     return _last_json(out.stdout)
 
