@@ -2,7 +2,9 @@
 
 `tfds.data_source` gives random access to a prepared dataset (ArrayRecord files; it downloads
 and prepares them on first use, which needs a machine that is online). This module reads such a
-source into NumPy arrays, or batches of them. tensorflow-datasets is imported only when used.
+source into NumPy arrays or batches of them (`load`), or wraps it as a random-access source that
+`fit` reads batch by batch, shuffled and sharded per process (`source`, `TfdsSource`), for data
+larger than memory. tensorflow-datasets is imported only when used.
 A dataset that is not prepared locally while its download host does not answer fails at once
 (see `_network`), instead of after tfds' minutes of download retries.
 """
@@ -16,10 +18,11 @@ from typing import Any
 
 import numpy as np
 
+from jaxnet_lite.data.random_access import RecordSource
 from jaxnet_lite.datasets import _network
 from jaxnet_lite.datasets._errors import DatasetError, DatasetNotFoundError
 
-__all__ = ["import_tfds", "load"]
+__all__ = ["TfdsSource", "import_tfds", "load", "source"]
 
 Batch = tuple[np.ndarray, ...]
 # Probed when a builder names no download URL of its own: tfds' storage host.
@@ -79,6 +82,50 @@ def load(
         return _iterate(source, keys, batch_size, where)
     examples = [_pick(source[i], keys, where) for i in range(len(source))]
     return _stack(examples, keys, where)
+
+
+def source(
+    name: str,
+    split: str = "train",
+    *,
+    data_dir: str | os.PathLike | None = None,
+    keys: Sequence[str] = ("image", "label"),
+) -> TfdsSource:
+    """tfds dataset `name`, `split` as a random-access `(x, y)` source for `fit`/`evaluate`/`predict`.
+
+    Nothing is read up front: `fit(source, batch_size=...)` reads each batch's examples by index from
+    the ArrayRecord files. `keys` names the features taken as x and y; examples look as `load` gives
+    them (a grayscale image squeezed to (H, W)). A dataset neither prepared locally nor downloadable
+    now raises `DatasetNotFoundError` at once.
+    """
+    if not isinstance(split, str):
+        raise TypeError(f"tfds.source({name!r}): split must be a string such as 'train', got {split!r}")
+    tfds = import_tfds()
+    data_dir = None if data_dir is None else os.fspath(data_dir)
+    _check_obtainable(tfds, name, data_dir)
+    return TfdsSource(tfds.data_source(name, split=split, data_dir=data_dir), keys,
+                      where=f"tfds {name!r} split {split!r}")
+
+
+class TfdsSource(RecordSource):
+    """A `tfds.data_source(...)` (or any sequence of feature dicts) as a random-access `(x, y)` source.
+
+    The features `keys=(x_key, y_key)` of each record are x and y, with a grayscale `"image"` squeezed
+    as `load` does; batches are read with the data source's `__getitems__` when it has one.
+    """
+
+    def __init__(self, data_source: Any, keys: Sequence[str] = ("image", "label"), *, where: str = "tfds source"
+                 ) -> None:
+        super().__init__(data_source, keys)
+        self.where = where
+
+    def pick(self, record: Any) -> tuple[Any, Any]:
+        if not isinstance(record, dict):
+            raise DatasetError(f"{self.where}: records must be dicts of features, got {type(record).__name__}")
+        return _pick(record, self.keys, self.where)
+
+    def __repr__(self) -> str:
+        return f"TfdsSource({self.where}, {len(self)} examples, keys={self.keys})"
 
 
 def _check_obtainable(tfds: ModuleType, name: str, data_dir: str | None) -> None:

@@ -13,6 +13,7 @@ import jax
 
 from jaxnet_lite.core import Variables
 from jaxnet_lite.core.rng import default_seed
+from jaxnet_lite.data.random_access import RandomAccessSource
 from jaxnet_lite.models.summary import param_counts, summary_text
 from jaxnet_lite.training import Trainer
 from jaxnet_lite.training.predict import inference_fn, predict_arrays
@@ -91,8 +92,9 @@ class KerasSurface(WeightsIO):
         """Predictions as NumPy; works before `compile` too (with freshly initialised weights, as in Keras)."""
         if self._trainer is not None:
             return self._trainer.predict(x, batch_size=batch_size, verbose=verbose, steps=steps, callbacks=callbacks)
-        if steps is not None or callbacks:
-            raise ValueError("predict: steps and callbacks need a compiled model (call compile first)")
+        if steps is not None or callbacks or isinstance(x, RandomAccessSource):
+            raise ValueError("predict: steps, callbacks and random-access sources need a compiled model (call "
+                             "compile first)")
         if batch_size is not None:
             check_count(batch_size, "batch_size", "predict")
         check_input_values(self, x, "predict")

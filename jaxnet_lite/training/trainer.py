@@ -20,12 +20,14 @@ from jaxnet_lite import losses as losses_lib
 from jaxnet_lite import optimizers as optimizers_lib
 from jaxnet_lite.core import Layer, Variables
 from jaxnet_lite.data.arrays import check_consistent_length, train_val_split
+from jaxnet_lite.data.random_access import RandomAccessSource
 from jaxnet_lite.host_allocator import tune_for_backend
 from jaxnet_lite.training.callbacks import Callback, CallbackList, History
 from jaxnet_lite.training.engine import Engine, choose_steps_per_execution, means
 from jaxnet_lite.training.epochs import evaluate_source, fit_epochs
 from jaxnet_lite.training.predict import check_inputs, inference_fn, predict_arrays
 from jaxnet_lite.training.progress import Progbar, resolve_verbose
+from jaxnet_lite.training.random_access import RandomAccessBatches, predict_source
 from jaxnet_lite.training.sources import ArraySource, BatchStream
 from jaxnet_lite.training.state import TrainState
 from jaxnet_lite.training.step import MetricSet
@@ -151,7 +153,12 @@ class Trainer:
         return attach_sample_weight(y, sample_weight, class_weight, check_consistent_length(x, y), where)
 
     def _source(self, x: Any, y: Any, batch_size: Any, *, where: str, shuffle: bool = False,
-                steps_per_epoch: int | None = None) -> ArraySource | BatchStream:
+                steps_per_epoch: int | None = None) -> ArraySource | BatchStream | RandomAccessBatches:
+        if isinstance(x, RandomAccessSource):
+            if y is not None:
+                raise ValueError(f"{where}: x is a {type(x).__name__}, whose examples carry their labels; leave y out")
+            return RandomAccessBatches(self.engine, x, batch_size, shuffle=shuffle, steps_per_epoch=steps_per_epoch,
+                                       where=where)
         if _is_batch_stream(x, y):
             if batch_size is not None:
                 raise ValueError(f"{where}: batch_size={batch_size!r} was given with a dataset of batches; "
@@ -163,7 +170,10 @@ class Trainer:
                            where=where)
 
     def _validation_source(self, data: Any, batch_size: int | None) -> ArraySource | BatchStream:
-        """`(x_val, y_val)` arrays (a tuple, or a list of two as Keras takes), or a dataset of batches."""
+        """`(x_val, y_val)` arrays (a tuple, or a list of two as Keras takes), a dataset of batches, or a
+        random-access source."""
+        if isinstance(data, RandomAccessSource):
+            return RandomAccessBatches(self.engine, data, batch_size, where="validation_data")
         is_batch_list = isinstance(data, list) and bool(data) and isinstance(data[0], (tuple, list))
         if isinstance(data, (tuple, list)) and not is_batch_list:
             if len(data) not in (2, 3):
@@ -181,7 +191,8 @@ class Trainer:
             validation_freq: int = 1, sample_weight: Any = None, class_weight: Any = None) -> History:
         """Train for `epochs` epochs; returns a `History` (`history.history["val_loss"]`, `history.epoch`).
 
-        `x` is arrays (with labels `y`) or an iterable of `(x, y)` or `(x, y, sample_weight)` batches.
+        `x` is arrays (with labels `y`), an iterable of `(x, y)` or `(x, y, sample_weight)` batches, or a
+        random-access source (`data.MemmapSource`, `datasets.tfds.source`) read batch by batch.
         `sample_weight` (one weight per example) or `class_weight` (`{class: weight}`) weigh the loss as
         Keras does (`training/weighting.py`); `validation_split` splits sample weights with the examples,
         and class weights, as in Keras, weigh the training examples only.
@@ -246,6 +257,8 @@ class Trainer:
             raise ValueError("predict: steps is not supported; pass the examples to predict as x")
         if batch_size is not None:
             check_count(batch_size, "batch_size", "predict")
+        if isinstance(x, RandomAccessSource):  # read batch by batch, ahead of the device
+            return self._predict_source(x, batch_size or 32, verbose, callbacks)
         check_inputs(x, "predict")
         check_input_values(self.model, x, "predict")
         self.engine.ensure_state(example_shapes(x, self.model))
@@ -255,5 +268,16 @@ class Trainer:
         cbs.on_predict_begin()
         fn = self.engine.cached(("predict",), lambda: inference_fn(self.model))
         out = predict_arrays(fn, params, state, x, batch_size=batch_size or 32, verbose=verbose, callbacks=cbs)
+        cbs.on_predict_end()
+        return out
+
+    def _predict_source(self, source: RandomAccessSource, batch_size: int, verbose: Any,
+                        callbacks: Sequence[Callback] | None) -> Any:
+        """`predict` over every example of a random-access source, in its order."""
+        cbs = CallbackList(callbacks or ())
+        cbs.set_model(self.callback_model())
+        cbs.on_predict_begin()
+        fn = self.engine.cached(("predict",), lambda: inference_fn(self.model))
+        out = predict_source(self.engine, fn, source, batch_size, verbose=verbose, callbacks=cbs)
         cbs.on_predict_end()
         return out
