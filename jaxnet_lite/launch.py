@@ -138,11 +138,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=_positive, default=None, help="coordinator port (default: a free one)")
     parser.add_argument("--cpu-devices", type=_positive, default=None,
                         help="run each process on CPU with this many devices (default: the environment decides)")
-    parser.add_argument("command", nargs=argparse.REMAINDER, help="the program to run, after --")
+    parser.add_argument("program", nargs=argparse.REMAINDER, help="the program and its arguments, after --")
 
 
 def run_from_arguments(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    command = list(args.command)
+    """Run what `add_arguments` parsed; a missing program is a usage error of `parser`."""
+    command = list(args.program)
     if command and command[0] == "--":
         command = command[1:]
     if not command:

@@ -1,5 +1,5 @@
-"""The `jaxnet-lite` command: `demo` (the main job, embedded data) and `train mnist-cnn | imdb-lstm | imdb-bilstm |
-char-gpt`."""
+"""The `jaxnet-lite` command: `demo` (the main job, embedded data), `train mnist-cnn | imdb-lstm | imdb-bilstm |
+char-gpt`, and `launch` (N local processes of one program)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from jaxnet_lite import __version__
+from jaxnet_lite import launch as launcher
 
 
 class _Parser(argparse.ArgumentParser):
@@ -53,6 +54,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--verbose", choices=["0", "1", "2", "auto"], default="auto", help="progress output")
     train.add_argument("--iters", type=_positive, default=None, help="char-gpt: training iterations (default 2000)")
     train.add_argument("--tiny", action="store_true", help=argparse.SUPPRESS)  # char-gpt at toy size (tests)
+
+    launch = commands.add_parser("launch", help="run a program as N local processes (jax.distributed)",
+                                 description="Start N processes of a program on this machine, wired together for "
+                                             "jax.distributed over loopback: jaxnet-lite launch -n 2 -- python "
+                                             "train.py. Output lines are prefixed with the process index.")
+    launcher.add_arguments(launch)
     return parser
 
 
@@ -71,7 +78,10 @@ def _verbose(text: str) -> int | str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "launch":
+        return launcher.run_from_arguments(args, parser)
     from jaxnet_lite.apps import runs
 
     if args.command == "demo":
