@@ -23,7 +23,7 @@ shape, a description of the tree structure and the user's metadata dict.
 The same tree can be written as an Orbax checkpoint directory instead (``checkpoint_orbax``): the same
 header and the same checks, but each process writes the shards of the arrays it holds and reads arrays
 straight into the target's shardings. ``save`` chooses it when asked (``format="orbax"``, or a path that
-is a directory or ends with ``/``) and whenever an array is sharded over several processes, which an
+ends with ``/`` or is an Orbax checkpoint already) and whenever an array is sharded over several processes, which an
 ``.npz`` file could only hold by gathering it onto one host. With several processes (``jax.distributed``)
 every process calls ``save`` and ``restore``; only process 0 writes the file (or renames the directory),
 and all return once it is complete.
@@ -274,8 +274,8 @@ def _choose_format(given: str | os.PathLike, leaves: list[tuple[tuple, Any]], fo
     if format is not None:
         return format
     text = os.fspath(given)
-    directory = text.endswith(os.sep) or (os.altsep is not None and text.endswith(os.altsep)) or Path(text).is_dir()
-    return "orbax" if sharded or directory else "npz"
+    directory = text.endswith(os.sep) or (os.altsep is not None and text.endswith(os.altsep))
+    return "orbax" if sharded or directory or checkpoint_orbax.is_orbax_checkpoint(Path(text)) else "npz"
 
 
 def _barrier(name: str) -> None:
@@ -294,8 +294,8 @@ def save(path: str | os.PathLike, tree: Any, metadata: Mapping[str, Any] | None 
     name ``path``; an OSError keeps its class (see ``files.atomic_open``, which
     also removes temporaries left by saves of ``path`` that were killed).
     ``format`` is ``"npz"`` (one file), ``"orbax"`` (a directory, written shard by
-    shard; needs orbax-checkpoint) or None: Orbax when ``path`` is a directory or
-    ends with ``/``, or when an array is sharded over several processes.
+    shard; needs orbax-checkpoint) or None: Orbax when ``path`` ends with ``/`` or
+    holds an Orbax checkpoint, or when an array is sharded over several processes.
     """
     given, path = path, Path(path)
     where = f"Cannot save to '{path}'"
@@ -325,6 +325,9 @@ def save(path: str | os.PathLike, tree: Any, metadata: Mapping[str, Any] | None 
     if in_place:
         if path.exists() and not path.is_dir():
             raise CheckpointError(f"{where}: an Orbax checkpoint is a directory, and this path is a file.")
+        if path.is_dir() and any(path.iterdir()) and not checkpoint_orbax.is_orbax_checkpoint(path):
+            raise CheckpointError(f"{where}: it is a directory holding other files, not a checkpoint; it is "
+                                  "left as it is (save to a new or empty directory).")
         header["container"] = "orbax"
         checkpoint_orbax.write(path, {checkpoint_orbax.leaf_name(i): arrays[k] for i, k in enumerate(keys)}, header)
         return path
