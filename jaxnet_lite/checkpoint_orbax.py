@@ -14,6 +14,7 @@ must call `write` and `read_arrays` (they are collective); process 0 alone renam
 
 from __future__ import annotations
 
+import glob
 import shutil
 from pathlib import Path
 from typing import Any
@@ -70,7 +71,8 @@ def write(path: Path, arrays: dict[str, Any], header: dict) -> None:
     previous = path.parent / f".{path.name}.orbax-previous"
     if jax.process_index() == 0:
         path.parent.mkdir(parents=True, exist_ok=True)
-        for leftover in (staging, previous):  # from a save that was killed
+        # Left by a save that was killed: our two names, and Orbax's own temporary beside the staging one.
+        for leftover in (previous, *path.parent.glob(f"{glob.escape(staging.name)}*")):
             _remove(leftover)
     _barrier("jaxnet_lite orbax save begins")
     with ocp.Checkpointer(ocp.CompositeCheckpointHandler()) as checkpointer:

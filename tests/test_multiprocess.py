@@ -68,6 +68,11 @@ SCRIPT = SETUP + textwrap.dedent("""
               "evaluate": model.evaluate(x_val[val_rows], y_val[val_rows], verbose=2),
               "predict": np.asarray(model.predict(x[rows][:3], verbose=0)).tolist()}
 
+    try:  # process 1 passes 3 features instead of 4: every process gets the error, none waits for the others
+        model.evaluate(x[rows] if index == 0 else x[rows][:, :3], y[rows], verbose=0)
+    except ValueError as error:
+        result["mismatch"] = str(error)
+
     streamed = build()
     blocks = [HALVES[index]] if jax.process_count() == 2 else list(HALVES)
     result["stream_history"] = streamed.fit(stream(blocks), epochs=2, verbose=0).history
@@ -145,6 +150,13 @@ def test_two_processes_train_like_one_process_on_two_devices(runs):
     # predict: each process gets the predictions of its own rows.
     _close(b[0]["predict"], a["predict"])
     assert not np.allclose(b[1]["predict"], b[0]["predict"])
+
+
+def test_arrays_that_differ_between_processes_are_an_error_on_every_process(runs):
+    assert "mismatch" not in runs["a"]
+    for result in runs["b"].values():
+        assert "evaluate: the processes passed arrays of different example shapes" in result["mismatch"]
+        assert "rows per process: [75, 75]" in result["mismatch"]
 
 
 def test_only_process_zero_prints_and_writes(runs):

@@ -63,14 +63,16 @@ def _global_rows(x: Any, y: Any, sample_weight: Any, where: str) -> tuple[Any, A
     """With several processes, arrays are each process's block of rows: the whole data set, on every process."""
     if not several_processes() or _is_batch_stream(x, y):
         return x, y, sample_weight
-    return gather_rows((x, y, sample_weight), where)
+    numeric = (as_numeric(x, "x", where), as_numeric(y, "y", where), as_numeric(sample_weight, "sample_weight", where))
+    return gather_rows(numeric, where)
 
 
 def _global_validation(data: Any) -> Any:
     """`validation_data` given as arrays, each process's block of rows, gathered like `fit`'s arrays."""
-    if not several_processes() or not isinstance(data, tuple) or not 2 <= len(data) <= 3:
+    is_batch_list = isinstance(data, list) and bool(data) and isinstance(data[0], (tuple, list))
+    if not several_processes() or not isinstance(data, (tuple, list)) or is_batch_list or not 2 <= len(data) <= 3:
         return data
-    return tuple(gather_rows(data, "validation_data"))
+    return tuple(gather_rows(tuple(as_numeric(part, "validation_data", "fit") for part in data), "validation_data"))
 
 
 class Trainer:
