@@ -46,7 +46,8 @@ def child_environment(index: int, count: int, port: int, cpu_devices: int | None
     env.update(JAX_COORDINATOR_ADDRESS=address, JAX_COORDINATOR_BIND_ADDRESS=address,
                JAXNET_LITE_NUM_PROCESSES=str(count), JAXNET_LITE_PROCESS_ID=str(index), PYTHONUNBUFFERED="1")
     if cpu_devices is not None:
-        flags = [f for f in env.get("XLA_FLAGS", "").split() if not f.startswith("--xla_force_host_platform_device_count")]
+        flags = [flag for flag in env.get("XLA_FLAGS", "").split()
+                 if not flag.startswith("--xla_force_host_platform_device_count")]
         env["XLA_FLAGS"] = " ".join([*flags, f"--xla_force_host_platform_device_count={cpu_devices}"])
         env["JAX_PLATFORMS"] = "cpu"
     return env
