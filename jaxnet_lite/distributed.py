@@ -21,6 +21,7 @@ On CPU the processes talk over gloo (`jax_cpu_collectives_implementation`), set 
 
 from __future__ import annotations
 
+import operator
 import os
 import sys
 from collections.abc import Mapping
@@ -119,7 +120,11 @@ def process_rows(n: int) -> slice:
     `fit(x[process_rows(len(x))], ...)` on every process trains on all `n` rows, as one process given
     `x` whole would; a process that loads its data itself loads just these rows.
     """
-    if not isinstance(n, int) or isinstance(n, bool) or n < 0:
-        raise ValueError(f"process_rows: n must be a non-negative int, got {n!r}")
+    try:
+        rows = operator.index(n)  # ints and NumPy integers
+    except TypeError:
+        rows = -1
+    if rows < 0 or isinstance(n, bool):
+        raise ValueError(f"process_rows: n must be a non-negative integer (a row count), got {n!r}")
     index, count = jax.process_index(), jax.process_count()
-    return slice(index * n // count, (index + 1) * n // count)
+    return slice(index * rows // count, (index + 1) * rows // count)

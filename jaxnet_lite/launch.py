@@ -96,7 +96,7 @@ def launch(command: Sequence[str], num_processes: int, *, port: int | None = Non
     try:
         for index in range(num_processes):
             child = subprocess.Popen(list(command), env=child_environment(index, num_processes, port, cpu_devices),
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace",
                                      start_new_session=True)  # its own group: stopped with all it started
             children.append(child)
             thread = threading.Thread(target=_stream, args=(index, child.stdout, sink, lock), daemon=True)

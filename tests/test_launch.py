@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import sys
 
+import numpy as np
 import pytest
 
 from jaxnet_lite import distributed
@@ -88,5 +89,7 @@ def test_process_rows_are_contiguous_blocks_in_process_order(monkeypatch):
         monkeypatch.setattr(jax, "process_index", lambda index=index: index)
         blocks.append(distributed.process_rows(10))
     assert [(b.start, b.stop) for b in blocks] == [(0, 2), (2, 5), (5, 7), (7, 10)]
-    with pytest.raises(ValueError, match="process_rows"):
-        distributed.process_rows(-1)
+    assert distributed.process_rows(np.int64(10)) == blocks[-1]
+    for bad in (-1, 2.5, "10", True):
+        with pytest.raises(ValueError, match="process_rows: n must be a non-negative integer"):
+            distributed.process_rows(bad)
