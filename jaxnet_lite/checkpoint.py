@@ -23,10 +23,10 @@ shape, a description of the tree structure and the user's metadata dict.
 The same tree can be written as an Orbax checkpoint directory instead (``checkpoint_orbax``): the same
 header and the same checks, but each process writes the shards of the arrays it holds and reads arrays
 straight into the target's shardings. ``save`` chooses it when asked (``format="orbax"``, or a path that
-ends with ``/`` or is an Orbax checkpoint already) and whenever an array is sharded over several processes, which an
-``.npz`` file could only hold by gathering it onto one host. With several processes (``jax.distributed``)
-every process calls ``save`` and ``restore``; only process 0 writes the file (or renames the directory),
-and all return once it is complete.
+ends with ``/`` or is an Orbax checkpoint already) and whenever an array is sharded over several
+processes, which an ``.npz`` file could only hold by gathering it onto one host. With several processes
+(``jax.distributed``) every process calls ``save`` and ``restore``; only process 0 writes the file (or
+renames the directory), and all return once it is complete.
 """
 
 from __future__ import annotations
@@ -47,7 +47,6 @@ import jax.numpy as jnp
 import jax.tree_util as jtu
 import ml_dtypes
 import numpy as np
-
 from jax.experimental import multihost_utils
 
 from jaxnet_lite import checkpoint_orbax
