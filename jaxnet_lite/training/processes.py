@@ -66,6 +66,8 @@ def gather_rows(tree: Any, where: str) -> Any:
         return tree
     tree = jax.tree.map(np.asarray, tree)
     leaves, treedef = jax.tree.flatten(tree)
+    if not leaves:  # nothing passed: the caller's own checks say so
+        return tree
     rows = {int(np.shape(a)[0]) if np.ndim(a) else -1 for a in leaves}
     local_rows = rows.pop() if len(rows) == 1 else -1
     info = multihost_utils.process_allgather(np.array([local_rows, _signature(tree)], np.int64))
