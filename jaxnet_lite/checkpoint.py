@@ -19,6 +19,14 @@ shape, a description of the tree structure and the user's metadata dict.
   and rebuilds the target's exact tree structure; ``only=`` reads a few
   top-level entries (e.g. the params of a training state) and nothing else.
 * ``read_metadata`` and ``read_entries`` read the JSON header only.
+
+The same tree can be written as an Orbax checkpoint directory instead (``checkpoint_orbax``): the same
+header and the same checks, but each process writes the shards of the arrays it holds and reads arrays
+straight into the target's shardings. ``save`` chooses it when asked (``format="orbax"``, or a path that
+ends with ``/`` or is an Orbax checkpoint already) and whenever an array is sharded over several
+processes, which an ``.npz`` file could only hold by gathering it onto one host. With several processes
+(``jax.distributed``) every process calls ``save`` and ``restore``; only process 0 writes the file (or
+renames the directory), and all return once it is complete.
 """
 
 from __future__ import annotations
@@ -39,7 +47,9 @@ import jax.numpy as jnp
 import jax.tree_util as jtu
 import ml_dtypes
 import numpy as np
+from jax.experimental import multihost_utils
 
+from jaxnet_lite import checkpoint_orbax
 from jaxnet_lite._version import __version__
 from jaxnet_lite.files import atomic_open
 
@@ -53,6 +63,7 @@ _MAX_LISTED = 10
 _UINT_OF_WIDTH = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
 _PY_SCALAR_KINDS = {bool: "b", int: "iu", float: "f", complex: "c"}
 _ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")  # a zip with members / an empty zip
+_FORMATS = ("npz", "orbax")
 
 
 class CheckpointError(ValueError):
@@ -201,6 +212,36 @@ def _decode(arr: np.ndarray, info: dict) -> jax.Array:
     return jnp.asarray(value)
 
 
+def _sharded_over_processes(leaf: Any) -> bool:
+    """A jax array whose values no single process holds whole."""
+    return isinstance(leaf, jax.Array) and not leaf.is_fully_addressable and not leaf.is_fully_replicated
+
+
+def _encode_in_place(where: str, path: tuple, leaf: Any) -> tuple[Any, dict]:
+    """Like ``_encode``, but a jax array stays where it is (Orbax writes each shard from its process)."""
+    if isinstance(leaf, jax.Array):
+        is_key = jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key)
+        data = jax.random.key_data(leaf) if is_key else leaf
+        info = {"dtype": _dtype_name(leaf.dtype), "shape": list(leaf.shape),
+                "encoding": "prng_key" if is_key else "array"}
+        if is_key:
+            info["key_impl"] = str(jax.random.key_impl(leaf))
+    else:
+        _, info = _encode(where, path, leaf)  # refuses what cannot be stored without pickle
+        data = np.asarray(leaf)
+        info["encoding"] = "array"  # Orbax stores bfloat16 and friends as they are: no uint view
+    return data, {**info, "stored_shape": list(data.shape), "stored_dtype": _dtype_name(data.dtype)}
+
+
+def _decode_in_place(value: jax.Array, info: dict) -> jax.Array:
+    """Inverse of ``_encode_in_place`` for an array Orbax read back (already on its devices)."""
+    if info["encoding"] == "prng_key":
+        value = jax.random.wrap_key_data(value, impl=info["key_impl"])
+    if list(value.shape) != info["shape"] or _dtype_name(value.dtype) != info["dtype"]:
+        raise ValueError(f"entry {info['key']!r} does not match its recorded shape/dtype")
+    return value
+
+
 # ----------------------------------------------------------------- writing
 
 
@@ -220,7 +261,30 @@ def _library_version() -> str:
     return __version__
 
 
-def save(path: str | os.PathLike, tree: Any, metadata: Mapping[str, Any] | None = None) -> Path:
+def _choose_format(given: str | os.PathLike, leaves: list[tuple[tuple, Any]], format: str | None,
+                   where: str) -> str:
+    """``"npz"`` or ``"orbax"``: as asked, else Orbax for a directory path or arrays sharded over processes."""
+    if format is not None and format not in _FORMATS:
+        raise CheckpointError(f"{where}: format must be 'npz', 'orbax' or None (chosen from the path), got {format!r}.")
+    sharded = [jtu.keystr(p) for p, leaf in leaves if _sharded_over_processes(leaf)]
+    if format == "npz" and sharded:
+        raise CheckpointError(f"{where}: leaf {sharded[0]} is sharded over several processes, and an .npz file "
+                              "would gather it onto one host; save it with format='orbax' (a directory).")
+    if format is not None:
+        return format
+    text = os.fspath(given)
+    directory = text.endswith(os.sep) or (os.altsep is not None and text.endswith(os.altsep))
+    return "orbax" if sharded or directory or checkpoint_orbax.is_orbax_checkpoint(Path(text)) else "npz"
+
+
+def _barrier(name: str) -> None:
+    """With several processes, wait until all reach ``name`` (process 0 has finished writing)."""
+    if jax.process_count() > 1:
+        multihost_utils.sync_global_devices(name)
+
+
+def save(path: str | os.PathLike, tree: Any, metadata: Mapping[str, Any] | None = None, *,
+         format: str | None = None) -> Path:
     """Atomically write ``tree`` (a pytree of arrays) to ``path``; return the path.
 
     ``path`` is used exactly as given (no ``.npz`` suffix is added) and its parent
@@ -228,17 +292,22 @@ def save(path: str | os.PathLike, tree: Any, metadata: Mapping[str, Any] | None 
     by ``read_metadata``. Leaves must be arrays or Python/NumPy scalars. Errors
     name ``path``; an OSError keeps its class (see ``files.atomic_open``, which
     also removes temporaries left by saves of ``path`` that were killed).
+    ``format`` is ``"npz"`` (one file), ``"orbax"`` (a directory, written shard by
+    shard; needs orbax-checkpoint) or None: Orbax when ``path`` ends with ``/`` or
+    holds an Orbax checkpoint, or when an array is sharded over several processes.
     """
-    path = Path(path)
+    given, path = path, Path(path)
     where = f"Cannot save to '{path}'"
     if metadata is not None and not isinstance(metadata, Mapping):
         raise CheckpointError(f"{where}: metadata must be a dict, got {type(metadata).__name__}.")
     leaves: list[tuple[tuple, Any]] = []
     structure = _describe(tree, (), leaves)
     keys = _unique_keys([p for p, _ in leaves], where)
+    in_place = _choose_format(given, leaves, format, where) == "orbax"
+    encode = _encode_in_place if in_place else _encode
     arrays, infos = {}, []
     for key, (leaf_path, leaf) in zip(keys, leaves):
-        arrays[key], info = _encode(where, leaf_path, leaf)
+        arrays[key], info = encode(where, leaf_path, leaf)
         infos.append({"key": key, **info})
     header = {
         "format": FORMAT,
@@ -252,9 +321,20 @@ def save(path: str | os.PathLike, tree: Any, metadata: Mapping[str, Any] | None 
         blob = json.dumps(header).encode("utf-8")
     except (TypeError, ValueError) as e:
         raise CheckpointError(f"{where}: metadata is not JSON-serialisable ({e}).") from e
+    if in_place:
+        if path.exists() and not path.is_dir():
+            raise CheckpointError(f"{where}: an Orbax checkpoint is a directory, and this path is a file.")
+        if path.is_dir() and any(path.iterdir()) and not checkpoint_orbax.is_orbax_checkpoint(path):
+            raise CheckpointError(f"{where}: it is a directory holding other files, not a checkpoint; it is "
+                                  "left as it is (save to a new or empty directory).")
+        header["container"] = "orbax"
+        checkpoint_orbax.write(path, {checkpoint_orbax.leaf_name(i): arrays[k] for i, k in enumerate(keys)}, header)
+        return path
     arrays[METADATA_KEY] = np.frombuffer(blob, dtype=np.uint8)
-    with atomic_open(path) as f:
-        _write_npz(f, arrays)
+    if jax.process_index() == 0:  # several processes: one writes, all return once the file is whole
+        with atomic_open(path) as f:
+            _write_npz(f, arrays)
+    _barrier("jaxnet_lite checkpoint saved")
     return path
 
 
@@ -320,7 +400,10 @@ def _load(path: str | os.PathLike,
     if not path.exists():
         raise FileNotFoundError(f"No checkpoint file at '{path}'.")
     if path.is_dir():
-        raise _not_a_checkpoint(path, "it is a directory")
+        if not checkpoint_orbax.is_orbax_checkpoint(path):
+            raise _not_a_checkpoint(path, "it is a directory, and not an Orbax checkpoint written by save")
+        with _corruption_guard(path):
+            return _checked_header(path, checkpoint_orbax.read_header(path)), {}  # arrays: `_read_in_place`
     with _corruption_guard(path):
         with open(path, "rb") as f:
             if f.read(4) not in _ZIP_MAGICS:
@@ -329,17 +412,36 @@ def _load(path: str | os.PathLike,
             _refuse_pickles(path, zf)
             if METADATA_KEY + ".npy" not in zf.namelist():
                 raise _not_a_checkpoint(path, f"no {METADATA_KEY!r} entry")
-            header = json.loads(_read_member(zf, METADATA_KEY).tobytes().decode("utf-8"))
-            if not isinstance(header, dict) or header.get("format") != FORMAT:
-                raise _not_a_checkpoint(path, "bad format tag")
-            if header.get("format_version") != FORMAT_VERSION:
-                raise CheckpointError(
-                    f"Checkpoint '{path}' has format_version {header.get('format_version')!r}; "
-                    f"this jaxnet_lite reads version {FORMAT_VERSION}."
-                )
+            header = _checked_header(path, json.loads(_read_member(zf, METADATA_KEY).tobytes().decode("utf-8")))
             keys = [i["key"] for i in header["leaves"] if wanted(i["key"])]
             arrays = {key: _read_member(zf, key) for key in keys}
     return header, arrays
+
+
+def _checked_header(path: Path, header: Any) -> dict:
+    """``header`` when it is one this version reads; else a clear error."""
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        raise _not_a_checkpoint(path, "bad format tag")
+    if header.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(
+            f"Checkpoint '{path}' has format_version {header.get('format_version')!r}; "
+            f"this jaxnet_lite reads version {FORMAT_VERSION}."
+        )
+    return header
+
+
+def _read_in_place(path: Path, header: dict, infos: dict[str, dict], targets: dict[str, Any]) -> dict[str, Any]:
+    """The leaves ``infos`` of an Orbax checkpoint, each read into its target's sharding (this process's
+    first device for a target that has none), decoded."""
+    index = {info["key"]: i for i, info in enumerate(header["leaves"])}
+    local = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    abstract = {}
+    for key, info in infos.items():
+        sharding = getattr(targets.get(key), "sharding", None) or local
+        abstract[checkpoint_orbax.leaf_name(index[key])] = jax.ShapeDtypeStruct(
+            tuple(info["stored_shape"]), jnp.dtype(info["stored_dtype"]), sharding=sharding)
+    read = checkpoint_orbax.read_arrays(path, abstract)
+    return {key: _decode_in_place(read[checkpoint_orbax.leaf_name(index[key])], info) for key, info in infos.items()}
 
 
 def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
@@ -432,6 +534,9 @@ def restore(path: str | os.PathLike, target: Any = None, *,
     state: the other entries are neither read nor compared, and without
     ``target`` the result is a dict of just those entries.
     Float64/int64 values follow JAX's x64 setting when converted to jax arrays.
+    An Orbax checkpoint (a directory) is read the same way; each array goes straight into the sharding of
+    its target leaf (a jax array or a ``ShapeDtypeStruct`` with a sharding), so a checkpoint written by
+    any number of processes restores into the current run's devices.
     """
     path = Path(path)
     if isinstance(only, str):
@@ -445,7 +550,10 @@ def restore(path: str | os.PathLike, target: Any = None, *,
             structure = header["structure"]
             if only is not None:
                 structure = _only_entries(structure, only, path)
-            values = {k: _decode(arrays[k], i) for k, i in infos.items()}
+            if header.get("container") == "orbax":
+                values = _read_in_place(path, header, infos, {})
+            else:
+                values = {k: _decode(arrays[k], i) for k, i in infos.items()}
             return _rebuild(structure, values)
     flat, treedef = jtu.tree_flatten_with_path(target)
     keys = _unique_keys([p for p, _ in flat], f"Cannot restore '{path}'")
@@ -453,4 +561,7 @@ def restore(path: str | os.PathLike, target: Any = None, *,
     if problems:
         raise CheckpointMismatchError(path, problems)
     with _corruption_guard(path):
+        if header.get("container") == "orbax":
+            values = _read_in_place(path, header, infos, dict(zip(keys, (leaf for _, leaf in flat))))
+            return jtu.tree_unflatten(treedef, [values[k] for k in keys])
         return jtu.tree_unflatten(treedef, [_decode(arrays[k], infos[k]) for k in keys])

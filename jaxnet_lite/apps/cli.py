@@ -1,13 +1,16 @@
-"""The `jaxnet-lite` command: `demo` (the main job, embedded data) and `train mnist-cnn | imdb-lstm | imdb-bilstm |
-char-gpt`."""
+"""The `jaxnet-lite` command: `demo` (the main job, embedded data), `train mnist-cnn | imdb-lstm | imdb-bilstm |
+char-gpt`, and `launch` (N local processes of one program)."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
 from collections.abc import Sequence
 
-from jaxnet_lite import __version__
+from jaxnet_lite import __version__, distributed
+from jaxnet_lite import launch as launcher
 
 
 class _Parser(argparse.ArgumentParser):
@@ -53,6 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--verbose", choices=["0", "1", "2", "auto"], default="auto", help="progress output")
     train.add_argument("--iters", type=_positive, default=None, help="char-gpt: training iterations (default 2000)")
     train.add_argument("--tiny", action="store_true", help=argparse.SUPPRESS)  # char-gpt at toy size (tests)
+
+    launch = commands.add_parser("launch", help="run a program as N local processes (jax.distributed)",
+                                 description="Start N processes of a program on this machine, wired together for "
+                                             "jax.distributed over loopback: jaxnet-lite launch -n 2 -- python "
+                                             "train.py. Output lines are prefixed with the process index.")
+    launcher.add_arguments(launch)
     return parser
 
 
@@ -71,7 +80,18 @@ def _verbose(text: str) -> int | str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "launch":
+        return launcher.run_from_arguments(args, parser)
+    distributed.initialize()  # under `jaxnet-lite launch` (or a cluster): join the other processes
+    if distributed.is_primary():
+        return _run_job(args)
+    with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):  # process 0 reports for all
+        return _run_job(args)
+
+
+def _run_job(args: argparse.Namespace) -> int:
     from jaxnet_lite.apps import runs
 
     if args.command == "demo":
@@ -85,6 +105,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                                           ("--data-dir", args.data_dir)) if given is not None]
         if other:
             build_parser().error(f"char-gpt trains for --iters iterations on the shipped text; it takes no {other[0]}")
+        if distributed.process_count() > 1:  # its random windows are drawn alike on every process
+            print("jaxnet-lite: error: char-gpt runs as one process", file=sys.stderr)
+            return 2
         size = dict(n_layer=1, n_head=2, n_embd=32, block_size=16, eval_interval=5, eval_iters=2,
                     sample_tokens=40) if args.tiny else {}
         runs.train_char_gpt(iters=args.iters or 2000, batch_size=args.batch_size or 12, seed=args.seed, out=args.out,

@@ -2,6 +2,8 @@
 its sequel, an LSTM over IMDB reviews, and a character-level GPT on Tiny Shakespeare.
 
 Each writes a run folder: `history.json`, `curves.png` (when matplotlib is installed) and the weights.
+Run as several processes (`jaxnet-lite launch`), the Keras-style jobs train each process on its block of
+rows and process 0 alone writes the folder.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxnet_lite import Sequential, Trainer, checkpoint
+from jaxnet_lite import Sequential, Trainer, checkpoint, distributed
 from jaxnet_lite.callbacks import EarlyStopping
 from jaxnet_lite.data import RandomWindows
 from jaxnet_lite.datasets import digits, imdb, iris, mnist, tinyshakespeare
@@ -32,8 +34,15 @@ from jaxnet_lite.utils import pad_sequences, to_categorical
 
 def run_folder(out: str | os.PathLike | None) -> Path:
     path = Path(out) if out is not None else Path("runs") / time.strftime("%Y%m%d-%H%M%S")
-    path.mkdir(parents=True, exist_ok=True)
+    if distributed.is_primary():
+        path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def _write_text(path: Path, text: str) -> None:
+    """Write a run folder's file (process 0 only, with several processes)."""
+    if distributed.is_primary():
+        path.write_text(text)
 
 
 def iris_mlp() -> Sequential:
@@ -87,6 +96,8 @@ def _train(model: Sequential, data: Any, *, batch_size: int, epochs: int, seed: 
            patience: int, min_delta: float = 0.0005, loss: str = "categorical_crossentropy",
            validation_split: float = 0.1) -> tuple[Any, EarlyStopping, float, float]:
     (x, y), (x_test, y_test) = data
+    rows, test_rows = distributed.process_rows(len(x)), distributed.process_rows(len(x_test))  # all, in one process
+    (x, y), (x_test, y_test) = (x[rows], y[rows]), (x_test[test_rows], y_test[test_rows])
     model.summary()
     model.compile(loss=loss, optimizer="adam", metrics=["accuracy"], seed=seed)
     stop = EarlyStopping(min_delta=min_delta, patience=patience, restore_best_weights=True)
@@ -118,6 +129,8 @@ def _report(marks: dict[str, int | None], epochs_run: int, monitor: str) -> None
 
 
 def _save_plot(out: Path, runs: list) -> str:
+    if not distributed.is_primary():
+        return ""
     try:
         plot_histories(runs, out / "curves.png")
         return f"learning curves: {out / 'curves.png'}"
@@ -153,7 +166,7 @@ def demo(out: str | os.PathLike | None = None, seed: int = 0, max_epochs: int | 
                         "restored_epoch": marks["best"], "train_seconds": seconds, "test_loss": loss,
                         "test_accuracy": acc}
         runs.append((title, history, marks))
-    (folder / "history.json").write_text(json.dumps(results, indent=2))
+    _write_text(folder / "history.json", json.dumps(results, indent=2))
     note = _save_plot(folder, runs)
     print(f"Run folder: {folder}\n{note}")
     return results
@@ -179,7 +192,7 @@ def train_mnist_cnn(data_dir: str | None = None, epochs: int = 30, batch_size: i
     results = {"seed": seed, "history": history.history, "epochs": len(history.epoch),
                "stopped_epoch": marks["stopped"], "restored_epoch": marks["best"], "train_seconds": seconds,
                "seconds_per_epoch": seconds / max(len(history.epoch), 1), "test_loss": loss, "test_accuracy": acc}
-    (folder / "history.json").write_text(json.dumps(results, indent=2))
+    _write_text(folder / "history.json", json.dumps(results, indent=2))
     print(f"Run folder: {folder}\n{_save_plot(folder, [('MNIST CNN', history, marks)])}")
     return results
 
@@ -203,7 +216,7 @@ def train_imdb_lstm(epochs: int = 15, batch_size: int = 32, seed: int = 0, out: 
     results = {"seed": seed, "model": model.name, "history": history.history, "epochs": len(history.epoch),
                "stopped_epoch": marks["stopped"], "restored_epoch": marks["best"], "train_seconds": seconds,
                "seconds_per_epoch": seconds / max(len(history.epoch), 1), "test_loss": loss, "test_accuracy": acc}
-    (folder / "history.json").write_text(json.dumps(results, indent=2))
+    _write_text(folder / "history.json", json.dumps(results, indent=2))
     title = "IMDB BiLSTM" if bidirectional else "IMDB LSTM"
     print(f"Run folder: {folder}\n{_save_plot(folder, [(title, history, marks)])}")
     return results
@@ -310,7 +323,7 @@ def train_char_gpt(iters: int = 2000, eval_interval: int = 250, eval_iters: int 
     seconds = time.perf_counter() - start
     params, state = trainer.variables
     text = data.decode(sample_text(model, params, state, data.encode("\n"), seed, sample_tokens))
-    (folder / "sample.txt").write_text(text + "\n")
+    _write_text(folder / "sample.txt", text + "\n")
     checkpoint.save(folder / "char_gpt.weights.npz", params)
     val_loss = history.history["val_loss"][-1]
     print(f"The validation loss is {val_loss:.4f} after {epochs * steps} iterations\n--- sample ---\n{text}")
@@ -318,6 +331,6 @@ def train_char_gpt(iters: int = 2000, eval_interval: int = 250, eval_iters: int 
                "history": history.history, "train_seconds": seconds, "val_loss": val_loss,
                "config": {"batch_size": batch_size, "block_size": block_size, "n_layer": n_layer, "n_head": n_head,
                           "n_embd": n_embd}}
-    (folder / "history.json").write_text(json.dumps(results, indent=2))
+    _write_text(folder / "history.json", json.dumps(results, indent=2))
     print(f"Run folder: {folder}\n{_save_plot(folder, [(f'char GPT (1 epoch = {steps} iterations)', history, {})])}")
     return results

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from jaxnet_lite import metrics
+from jaxnet_lite.training.processes import is_primary
 
 _PHASES = ("train", "test", "predict")
 _BATCH_HOOKS = {phase: (f"on_{phase}_batch_begin", f"on_{phase}_batch_end") for phase in _PHASES}
@@ -364,6 +365,8 @@ class CSVLogger(Callback):
         self._keys: list[str] | None = None
 
     def on_train_begin(self, logs=None):
+        if not is_primary():  # several processes: process 0 writes the file
+            return
         exists = self.append and os.path.exists(self.filename) and os.path.getsize(self.filename) > 0
         self._file = open(self.filename, "a" if self.append else "w", newline="")
         self._keys = None
@@ -371,6 +374,8 @@ class CSVLogger(Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
+        if self._file is None:
+            return
         if self._keys is None:
             self._keys = sorted(logs)
             self._writer = csv.DictWriter(self._file, fieldnames=["epoch", *self._keys], delimiter=self.sep)

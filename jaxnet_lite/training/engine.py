@@ -19,7 +19,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jaxnet_lite import losses as losses_lib
 from jaxnet_lite import optimizers as optimizers_lib
 from jaxnet_lite.core import Layer, Variables, iter_layers
-from jaxnet_lite.training import loop
+from jaxnet_lite.training import loop, processes
 from jaxnet_lite.training.state import TrainState
 from jaxnet_lite.training.step import MetricSet, Objective
 from jaxnet_lite.training.trainable import trainable_mask
@@ -128,7 +128,7 @@ class Engine:
         """`tree` (already device arrays) replicated over the mesh, or as it is on one device."""
         if self.mesh is None:
             return tree
-        return jax.device_put(tree, self._replicated())
+        return processes.put(tree, self._replicated())
 
     def to_device(self, tree: Any) -> Any:
         """`tree` on the device (replicated over a mesh). Measured on CPU: `jnp.asarray` is quicker for a
@@ -138,7 +138,7 @@ class Engine:
         def put(a):
             a = np.asarray(a) if not isinstance(a, jax.Array) else a
             if self.mesh is not None:
-                return jax.device_put(a, self._replicated())
+                return processes.put(a, self._replicated())
             return jnp.asarray(a) if a.nbytes < _SMALL_ARRAY_BYTES else jax.device_put(a)
 
         return jax.tree.map(put, tree)

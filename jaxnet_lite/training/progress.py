@@ -6,6 +6,8 @@ import sys
 import time
 from typing import Any, TextIO
 
+from jaxnet_lite.training.processes import several_processes
+
 BAR_WIDTH = 20
 
 
@@ -42,7 +44,8 @@ class Progbar:
         self.target, self.verbose = target, verbose
         self.stream = stream or sys.stdout
         self.start = time.perf_counter()
-        self.dynamic = hasattr(self.stream, "isatty") and self.stream.isatty()
+        # Several processes run the same dispatches only if none redraws a live bar (`StepWatch.watched`).
+        self.dynamic = hasattr(self.stream, "isatty") and self.stream.isatty() and not several_processes()
         self._last_len = 0
 
     def update(self, current: int, logs: dict[str, float] | None = None, finalize: bool = False) -> None:

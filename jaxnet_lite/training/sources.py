@@ -23,6 +23,7 @@ import numpy as np
 
 from jaxnet_lite.training.engine import Engine
 from jaxnet_lite.training.predict import num_examples
+from jaxnet_lite.training.processes import agree_on_batch, global_batch, several_processes
 from jaxnet_lite.training.validation import (
     as_numeric,
     check_count,
@@ -155,7 +156,7 @@ class BatchStream:
             raise ValueError(f"{where} {'has' if weights else 'lacks'} sample weights, unlike the first batch")
         if self._shapes is None:
             x, y, real = validate_arrays(engine, x, y, None, where)  # shapes and labels against the model, once
-            self.batch_size = real
+            self.batch_size = max(real, self.batch_size or 0)  # several processes: set beforehand (`_global_batches`)
             self._weighted = bool(weights)
             self._shapes = (example_shapes(x, engine.model), example_shapes(y))
             engine.ensure_state(self._shapes[0])
@@ -177,12 +178,36 @@ class BatchStream:
 
     def _prefetched(self, engine: Engine) -> Iterator[tuple[Any, Any, Any]]:
         """Checked, padded batches, with the next ones already on their way to the device."""
+        if several_processes():
+            yield from self._global_batches(engine)
+            return
         queue: list[Any] = []
         for i, batch in enumerate(self._batches()):
             queue.append(jax.device_put(self._checked(engine, batch, i)))
             if len(queue) >= 2:
                 yield queue.pop(0)
         yield from queue
+
+    def _global_batches(self, engine: Engine) -> Iterator[tuple[Any, Any, Any]]:
+        """Several processes: each reads its own batches, and step `i` trains on all processes' `i`-th batches
+        as one global batch (rows in process order). Before each step the processes exchange their row
+        counts, so all stop together when any runs out, and all pad to the largest first batch."""
+        batches = self._batches()
+        local_devices = jax.local_device_count()
+        for i in itertools.count():
+            batch = next(batches, None)
+            rows = None
+            if batch is not None:
+                try:
+                    rows = num_examples(batch[0])
+                except (TypeError, ValueError, IndexError, KeyError):
+                    rows = 0  # not a batch: `_checked` says why
+            counts = agree_on_batch(rows)
+            if None in counts:
+                return
+            if self._shapes is None:  # one padded size for every process, split evenly over its devices
+                self.batch_size = -(-max(counts) // local_devices) * local_devices
+            yield global_batch(self._checked(engine, batch, i), engine.mesh)
 
     def _empty(self, epoch: int) -> ValueError:
         return ValueError(f"{self.where}: the dataset yielded no batches in epoch {epoch + 1}; pass a re-iterable "

@@ -26,6 +26,7 @@ from jaxnet_lite.training.callbacks import Callback, CallbackList, History
 from jaxnet_lite.training.engine import Engine, choose_steps_per_execution, means
 from jaxnet_lite.training.epochs import evaluate_source, fit_epochs
 from jaxnet_lite.training.predict import check_inputs, inference_fn, predict_arrays
+from jaxnet_lite.training.processes import gather_rows, local_copy, primary_output, several_processes
 from jaxnet_lite.training.progress import Progbar, resolve_verbose
 from jaxnet_lite.training.random_access import RandomAccessBatches, predict_source
 from jaxnet_lite.training.sources import ArraySource, BatchStream
@@ -58,6 +59,22 @@ class _TrainerHandle(WeightsIO):
 def _is_batch_stream(x: Any, y: Any) -> bool:
     """`x` is an iterable of batches (a generator, a list of `(x, y)` pairs), not arrays."""
     return x is not None and y is None and not isinstance(x, (np.ndarray, jax.Array, dict))
+
+
+def _global_rows(x: Any, y: Any, sample_weight: Any, where: str) -> tuple[Any, Any, Any]:
+    """With several processes, arrays are each process's block of rows: the whole data set, on every process."""
+    if not several_processes() or _is_batch_stream(x, y):
+        return x, y, sample_weight
+    numeric = (as_numeric(x, "x", where), as_numeric(y, "y", where), as_numeric(sample_weight, "sample_weight", where))
+    return gather_rows(numeric, where)
+
+
+def _global_validation(data: Any) -> Any:
+    """`validation_data` given as arrays, each process's block of rows, gathered like `fit`'s arrays."""
+    is_batch_list = isinstance(data, list) and bool(data) and isinstance(data[0], (tuple, list))
+    if not several_processes() or not isinstance(data, (tuple, list)) or is_batch_list or not 2 <= len(data) <= 3:
+        return data
+    return tuple(gather_rows(tuple(as_numeric(part, "validation_data", "fit") for part in data), "validation_data"))
 
 
 class Trainer:
@@ -204,6 +221,8 @@ class Trainer:
         tune_for_backend(jax.default_backend())
         if sample_weight is not None and class_weight is not None:
             raise ValueError("fit: pass sample_weight or class_weight, not both (as in Keras)")
+        x, y, sample_weight = _global_rows(x, y, sample_weight, "fit")
+        validation_data = _global_validation(validation_data)
         y = self._weighted_labels(x, y, sample_weight, None, "fit")
         if validation_split and validation_data is None:  # Keras: validation_data takes precedence
             if _is_batch_stream(x, y):
@@ -222,10 +241,11 @@ class Trainer:
         cbs.set_model(handle)
         cbs.set_params({"epochs": epochs, "steps": source.steps, "verbose": verbose,
                         "metric_directions": self.metric_directions()})
-        self.history = fit_epochs(
-            self.engine, source, epochs=epochs, initial_epoch=initial_epoch, verbose=verbose, callbacks=cbs,
-            history=history, model_handle=handle, validation=validation, validation_freq=validation_freq,
-            defer_logs=verbose == 0 and not callbacks)
+        with primary_output():
+            self.history = fit_epochs(
+                self.engine, source, epochs=epochs, initial_epoch=initial_epoch, verbose=verbose, callbacks=cbs,
+                history=history, model_handle=handle, validation=validation, validation_freq=validation_freq,
+                defer_logs=verbose == 0 and not callbacks)
         return self.history
 
     def evaluate(self, x: Any = None, y: Any = None, batch_size: int | None = None, verbose: Any = "auto",
@@ -233,18 +253,20 @@ class Trainer:
                  return_dict: bool = False) -> Any:
         """Loss and metrics on `(x, y)` or a dataset of batches: `[loss, *metrics]` like Keras (a float
         without metrics), or a dict with `return_dict=True`."""
+        x, y, sample_weight = _global_rows(x, y, sample_weight, "evaluate")
         y = self._weighted_labels(x, y, sample_weight, None, "evaluate")
         if steps is not None and not _is_batch_stream(x, y):
             raise ValueError("evaluate: steps is for datasets of batches; with arrays, every example is evaluated")
         source = self._source(x, y, batch_size, where="evaluate", steps_per_epoch=steps)
-        bar = Progbar(source.eval_steps, resolve_verbose(verbose))
         cbs = CallbackList(callbacks or ())
         cbs.set_model(self.callback_model())
-        cbs.on_test_begin()
-        logs = means(jax.device_get(evaluate_source(self.engine, source, cbs, bar)))
-        bar.target = source.eval_steps
-        bar.update(bar.target, logs, finalize=True)
-        cbs.on_test_end(logs)
+        with primary_output():
+            bar = Progbar(source.eval_steps, resolve_verbose(verbose))
+            cbs.on_test_begin()
+            logs = means(jax.device_get(evaluate_source(self.engine, source, cbs, bar)))
+            bar.target = source.eval_steps
+            bar.update(bar.target, logs, finalize=True)
+            cbs.on_test_end(logs)
         if return_dict:
             return logs
         values = [logs["loss"], *(logs[m] for m in self.metric_set.names)]  # Keras' order
@@ -262,13 +284,14 @@ class Trainer:
         check_inputs(x, "predict")
         check_input_values(self.model, x, "predict")
         self.engine.ensure_state(example_shapes(x, self.model))
-        params, state = self.variables
+        params, state = local_copy(self.variables)  # several processes: each predicts its own rows
         cbs = CallbackList(callbacks or ())
         cbs.set_model(self.callback_model())
-        cbs.on_predict_begin()
-        fn = self.engine.cached(("predict",), lambda: inference_fn(self.model))
-        out = predict_arrays(fn, params, state, x, batch_size=batch_size or 32, verbose=verbose, callbacks=cbs)
-        cbs.on_predict_end()
+        with primary_output():
+            cbs.on_predict_begin()
+            fn = self.engine.cached(("predict",), lambda: inference_fn(self.model))
+            out = predict_arrays(fn, params, state, x, batch_size=batch_size or 32, verbose=verbose, callbacks=cbs)
+            cbs.on_predict_end()
         return out
 
     def _predict_source(self, source: RandomAccessSource, batch_size: int, verbose: Any,
@@ -276,8 +299,9 @@ class Trainer:
         """`predict` over every example of a random-access source, in its order."""
         cbs = CallbackList(callbacks or ())
         cbs.set_model(self.callback_model())
-        cbs.on_predict_begin()
-        fn = self.engine.cached(("predict",), lambda: inference_fn(self.model))
-        out = predict_source(self.engine, fn, source, batch_size, verbose=verbose, callbacks=cbs)
-        cbs.on_predict_end()
+        with primary_output():
+            cbs.on_predict_begin()
+            fn = self.engine.cached(("predict",), lambda: inference_fn(self.model))
+            out = predict_source(self.engine, fn, source, batch_size, verbose=verbose, callbacks=cbs)
+            cbs.on_predict_end()
         return out

@@ -13,6 +13,7 @@ from typing import Any
 
 from jaxnet_lite.training.callbacks import CallbackList
 from jaxnet_lite.training.engine import read_logs
+from jaxnet_lite.training.processes import several_processes
 from jaxnet_lite.training.progress import Progbar
 
 _BAR_REFRESH_SECONDS = 0.2
@@ -26,7 +27,9 @@ class Interrupt:
         self._previous: Any = None
 
     def __enter__(self) -> Interrupt:
-        if threading.current_thread() is threading.main_thread():
+        # With several processes a flag seen by one alone would leave the others waiting in a collective:
+        # Ctrl-C keeps its default there (the launcher stops every process).
+        if threading.current_thread() is threading.main_thread() and not several_processes():
             self._previous = signal.signal(signal.SIGINT, self._handle)
         return self
 
