@@ -36,6 +36,7 @@ GROUPS = {
     "jaxnet_lite.callbacks": "keras",
     "jaxnet_lite.models": "keras",
     "jaxnet_lite.saving": "keras",
+    "jaxnet_lite.distribution": "keras",
     "jaxnet_lite.apps": "apps",
     "jaxnet_lite.__main__": "apps",
     "jaxnet_lite": "root",
@@ -59,6 +60,7 @@ PUBLIC = {"jaxnet_lite", "jaxnet_lite.layers", "jaxnet_lite.callbacks", "jaxnet_
           "jaxnet_lite.losses", "jaxnet_lite.metrics", "jaxnet_lite.optimizers", "jaxnet_lite.activations",
           "jaxnet_lite.initializers", "jaxnet_lite.checkpoint", "jaxnet_lite.data", "jaxnet_lite.testing",
           "jaxnet_lite.regularizers", "jaxnet_lite.constraints", "jaxnet_lite.saving", "jaxnet_lite.models",
+          "jaxnet_lite.distribution",
           # the data sets, as `keras.datasets.mnist.load_data()`
           *(f"jaxnet_lite.datasets.{name}" for name in ("digits", "fashion_mnist", "idx", "imdb", "iris", "mnist",
                                                           "tfds", "tinyshakespeare"))}
