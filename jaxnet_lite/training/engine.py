@@ -124,7 +124,8 @@ class Engine:
         """The train state created directly in its layout, so no device ever holds a whole split variable."""
 
         def create(variables: Any) -> TrainState:
-            return TrainState.create(self.model, self.optimizer, self.seed, input_shape=input_shape, variables=variables)
+            return TrainState.create(self.model, self.optimizer, self.seed, input_shape=input_shape,
+                                     variables=variables)
 
         abstract = jax.eval_shape(create, self._initial_variables)
         self._state_shardings = train_state_shardings(self.distribution, abstract, self.optimizer)

@@ -18,11 +18,11 @@ from jaxnet_lite.training.state import TrainState
 from jaxnet_lite.training.step import MetricSet, Objective, eval_batch, train_batch
 
 Shard = Callable[[Any], Any]
+SHUFFLE_SALT = 0x5EED
 
 
 def _as_is(tree: Any) -> Any:
     return tree
-SHUFFLE_SALT = 0x5EED
 
 
 def epoch_index(key: jax.Array | None, n: int, steps: int, batch_size: int, padded: int

@@ -19,10 +19,12 @@ class Distribution:
 
     def __init__(self, device_mesh: DeviceMesh, batch_dim_name: str | None = None) -> None:
         if not isinstance(device_mesh, DeviceMesh):
-            raise TypeError(f"{type(self).__name__}: device_mesh must be a DeviceMesh, got {type(device_mesh).__name__}")
+            raise TypeError(f"{type(self).__name__}: device_mesh must be a DeviceMesh, "
+                            f"got {type(device_mesh).__name__}")
         batch_dim_name = device_mesh.axis_names[0] if batch_dim_name is None else batch_dim_name
         if batch_dim_name not in device_mesh.axis_names:
-            raise ValueError(f"{type(self).__name__}: batch_dim_name {batch_dim_name!r} is not an axis of {device_mesh}")
+            raise ValueError(f"{type(self).__name__}: batch_dim_name {batch_dim_name!r} is not an axis of "
+                             f"{device_mesh}")
         self.device_mesh = device_mesh
         self.batch_dim_name = batch_dim_name
 
