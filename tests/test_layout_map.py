@@ -115,6 +115,17 @@ def test_set_distribution_and_scope_reach_compile(mesh):
     assert jnl.distribution.distribution() is None
 
 
+def test_a_mesh_given_to_the_trainer_is_data_parallel_over_its_first_axis():
+    model = jnl.Sequential([Dense(2, input_shape=(3,))])
+    assert jnl.Trainer(model, "mse").engine.distribution is None  # one device, nothing asked: as before
+    mesh = jax.sharding.Mesh(np.array(jax.devices()[:1]), ("data",))
+    trainer = jnl.Trainer(model, "mse", optimizer="sgd", mesh=mesh)
+    assert isinstance(trainer.engine.distribution, DataParallel)
+    assert trainer.engine.distribution.batch_dim_name == "data" and trainer.engine.mesh.axis_names == ("data",)
+    history = trainer.fit(np.ones((8, 3), np.float32), np.zeros((8, 2), np.float32), batch_size=4, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+
+
 # -- optimizer state mirrors the params --------------------------------------------------------------
 PARAMS = {"dense": {"kernel": jnp.ones((6, 4)), "bias": jnp.ones((4,))}}
 LABELS = {"dense": {"kernel": "K", "bias": "B"}}
