@@ -26,7 +26,7 @@ from jaxnet_lite import (
 )
 from jaxnet_lite.core import Layer, LayerError, Variables
 from jaxnet_lite.models import Input, Model, Sequential
-from jaxnet_lite import models, saving
+from jaxnet_lite import distribution, models, saving
 from jaxnet_lite.training import Trainer, TrainState, make_eval_step, make_train_step
 
 __all__ = [
@@ -46,6 +46,7 @@ __all__ = [
     "data",
     "datasets",
     "distributed",
+    "distribution",
     "initializers",
     "layers",
     "losses",

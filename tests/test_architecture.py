@@ -39,6 +39,7 @@ GROUPS = {
     "jaxnet_lite.saving": "keras",
     "jaxnet_lite.distributed": "keras",
     "jaxnet_lite.launch": "apps",
+    "jaxnet_lite.distribution": "keras",
     "jaxnet_lite.apps": "apps",
     "jaxnet_lite.__main__": "apps",
     "jaxnet_lite": "root",
@@ -63,6 +64,7 @@ PUBLIC = {"jaxnet_lite", "jaxnet_lite.layers", "jaxnet_lite.callbacks", "jaxnet_
           "jaxnet_lite.initializers", "jaxnet_lite.checkpoint", "jaxnet_lite.data", "jaxnet_lite.testing",
           "jaxnet_lite.regularizers", "jaxnet_lite.constraints", "jaxnet_lite.saving", "jaxnet_lite.models",
           "jaxnet_lite.distributed", "jaxnet_lite.launch",
+          "jaxnet_lite.distribution",
           # the data sets, as `keras.datasets.mnist.load_data()`
           *(f"jaxnet_lite.datasets.{name}" for name in ("digits", "fashion_mnist", "idx", "imdb", "iris", "mnist",
                                                           "tfds", "tinyshakespeare"))}

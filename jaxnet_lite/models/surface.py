@@ -42,11 +42,14 @@ class KerasSurface(WeightsIO):
     # -- training ---------------------------------------------------------------------------------
     def compile(self, optimizer: Any = "rmsprop", loss: Any = None, metrics: Any = None, *,
                 loss_weights: Any = None, weighted_metrics: Any = None, run_eagerly: bool = False,
-                steps_per_execution: int | str = "auto", jit_compile: Any = "auto", seed: int | None = None) -> None:
+                steps_per_execution: int | str = "auto", jit_compile: Any = "auto", seed: int | None = None,
+                distribution: Any = None) -> None:
         """Attach a `Trainer` (Keras' default optimizer is rmsprop; the tutorial passes "adam").
 
         `loss_weights` scales each output's loss (a list in output order, or a dict by output name);
         `weighted_metrics` are averaged with the sample weights `fit`/`evaluate` are given.
+        `distribution` (`jaxnet_lite.distribution.ModelParallel`/`DataParallel`) lays params and batches out
+        on the devices; by default the one given to `set_distribution`, else the batch is split over all.
         Keras arguments this engine cannot honour are refused, never ignored.
         """
         if run_eagerly:
@@ -64,7 +67,7 @@ class KerasSurface(WeightsIO):
         self._trainer = Trainer(
             self, loss=loss, optimizer=optimizer, metrics=metrics or (), loss_weights=loss_weights,
             weighted_metrics=weighted_metrics or (), seed=default_seed() if seed is None else seed, steps_per_execution=steps_per_execution,
-            variables=self._variables,
+            variables=self._variables, distribution=distribution,
         )
 
     @property

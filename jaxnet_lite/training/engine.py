@@ -20,6 +20,13 @@ from jaxnet_lite import losses as losses_lib
 from jaxnet_lite import optimizers as optimizers_lib
 from jaxnet_lite.core import Layer, Variables, iter_layers
 from jaxnet_lite.training import loop, processes
+from jaxnet_lite.training.distribution import (
+    DataParallel,
+    DeviceMesh,
+    Distribution,
+    get_distribution,
+    train_state_shardings,
+)
 from jaxnet_lite.training.state import TrainState
 from jaxnet_lite.training.step import MetricSet, Objective
 from jaxnet_lite.training.trainable import trainable_mask
@@ -53,6 +60,21 @@ def means(host_sums: dict) -> dict[str, float]:
     return {k: mean(k) for k in sorted(host_sums) if not k.startswith("count")}
 
 
+def resolve_distribution(distribution: Distribution | None, mesh: Mesh | None) -> Distribution | None:
+    """The distribution a model trains under: the one given, else a `mesh` to split the batch over, else the
+    global one (`set_distribution`), else `DataParallel` over every device when there are several."""
+    if distribution is not None and mesh is not None:
+        raise ValueError("pass distribution= or mesh=, not both (a mesh is DataParallel over its devices)")
+    if distribution is not None and not isinstance(distribution, Distribution):
+        raise TypeError(f"distribution must be a DataParallel or ModelParallel, got {type(distribution).__name__}")
+    if mesh is not None:
+        return DataParallel(DeviceMesh.from_backend_mesh(mesh))
+    distribution = distribution if distribution is not None else get_distribution()
+    if distribution is None and jax.device_count() > 1:
+        return DataParallel()
+    return distribution
+
+
 def read_logs(sums: dict) -> dict[str, float]:
     """Means of device-side sums (one host transfer)."""
     return means(jax.device_get(sums))
@@ -63,15 +85,17 @@ class Engine:
 
     def __init__(self, model: Layer, loss: losses_lib.Loss, optimizer: optax.GradientTransformation,
                  metric_set: MetricSet, *, seed: int = 0, steps_per_execution: int | str = "auto",
-                 mesh: Mesh | None = None, variables: Any = None, loss_weights: Any = None) -> None:
+                 mesh: Mesh | None = None, variables: Any = None, loss_weights: Any = None,
+                 distribution: Distribution | None = None) -> None:
         if steps_per_execution != "auto" and (not isinstance(steps_per_execution, int) or steps_per_execution < 1):
             raise ValueError(f"steps_per_execution must be 'auto' or a positive int, got {steps_per_execution!r}")
         self.model, self.loss, self.optimizer, self.metric_set = model, loss, optimizer, metric_set
         self.objective = Objective.create(model, loss, loss_weights)
         self.seed = seed
         self.steps_per_execution = steps_per_execution
-        self.mesh = mesh if mesh is not None else (Mesh(np.array(jax.devices()), ("batch",))
-                                                    if jax.device_count() > 1 else None)
+        self.distribution = resolve_distribution(distribution, mesh)
+        self.mesh = self.distribution.device_mesh.backend_mesh if self.distribution is not None else None
+        self._state_shardings: TrainState | None = None  # set when some variable is split (ModelParallel)
         # XLA:CPU can deadlock with several multi-device programs in flight (see `settle`).
         self._sync_dispatch = self.mesh is not None and self.mesh.devices.flat[0].platform == "cpu"
         self._initial_variables = variables
@@ -88,10 +112,24 @@ class Engine:
             mask = trainable_mask(self.model, abstract.params)
             if not all(jax.tree.leaves(mask)):  # some layer has trainable=False: its params never move
                 self.optimizer = optimizers_lib.freeze(self.optimizer, mask)
-            ts = TrainState.create(self.model, self.optimizer, self.seed, input_shape=input_shape,
-                                   variables=self._initial_variables)
-            self._train_state = self.place(ts)
+            if self.distribution is not None and self.distribution.shards_variables:
+                self._train_state = self._create_sharded(input_shape)
+            else:
+                ts = TrainState.create(self.model, self.optimizer, self.seed, input_shape=input_shape,
+                                       variables=self._initial_variables)
+                self._train_state = self.place(ts)
         return self._train_state
+
+    def _create_sharded(self, input_shape: Any) -> TrainState:
+        """The train state created directly in its layout, so no device ever holds a whole split variable."""
+
+        def create(variables: Any) -> TrainState:
+            return TrainState.create(self.model, self.optimizer, self.seed, input_shape=input_shape,
+                                     variables=variables)
+
+        abstract = jax.eval_shape(create, self._initial_variables)
+        self._state_shardings = train_state_shardings(self.distribution, abstract, self.optimizer)
+        return jax.jit(create, out_shardings=self._state_shardings)(self._initial_variables)
 
     @property
     def has_state(self) -> bool:
@@ -125,9 +163,12 @@ class Engine:
         return NamedSharding(self.mesh, PartitionSpec()) if self.mesh is not None else None
 
     def place(self, tree: Any) -> Any:
-        """`tree` (already device arrays) replicated over the mesh, or as it is on one device."""
+        """`tree` (already device arrays) replicated over the mesh (a `TrainState` in its layout when variables
+        are split), or as it is on one device."""
         if self.mesh is None:
             return tree
+        if self._state_shardings is not None and isinstance(tree, TrainState):
+            return processes.put(tree, self._state_shardings)
         return processes.put(tree, self._replicated())
 
     def to_device(self, tree: Any) -> Any:
@@ -147,12 +188,19 @@ class Engine:
         """Inside a compiled program: split the batch axis over the mesh's devices."""
         if self.mesh is None:
             return tree
-        spec = NamedSharding(self.mesh, PartitionSpec("batch"))
+        spec = NamedSharding(self.mesh, PartitionSpec(self.distribution.batch_dim_name))
         return jax.tree.map(lambda a: jax.lax.with_sharding_constraint(a, spec), tree)
 
+    def hold_layout(self, ts: TrainState) -> TrainState:
+        """Inside a compiled program: keep a new train state in its layout when variables are split. Left to
+        itself, XLA's propagation moved a replicated bias next to a split kernel onto the "model" axis."""
+        if self._state_shardings is None:
+            return ts
+        return jax.lax.with_sharding_constraint(ts, self._state_shardings)
+
     def padded_batch_size(self, batch_size: int) -> int:
-        """`batch_size` rounded up to a multiple of the device count (the extra rows weigh 0)."""
-        devices = self.mesh.size if self.mesh is not None else 1
+        """`batch_size` rounded up to a multiple of the devices along the batch axis (the extra rows weigh 0)."""
+        devices = self.distribution.num_model_replicas if self.distribution is not None else 1
         return -(-batch_size // devices) * devices
 
     def settle(self, tree: Any) -> Any:
@@ -193,7 +241,7 @@ class Engine:
         """`(ts, x, y, epoch) -> (ts, sums)`: a whole epoch over device arrays in one dispatch."""
         return self.cached(("epoch", n, steps, batch_size, padded, shuffle), lambda: loop.make_train_epoch(
             self.objective, self.metric_set, self.optimizer, self.sum_names(), n, steps, batch_size, padded,
-            shuffle, self.shard_batch))
+            shuffle, self.shard_batch, self.hold_layout))
 
     def epoch_setup_fn(self, n: int, steps: int, batch_size: int, padded: int, shuffle: bool) -> Callable:
         """`(rng, epoch) -> (index, weight, zero sums)` for epochs run in chunks."""
@@ -203,12 +251,12 @@ class Engine:
     def train_chunk_fn(self, k: int) -> Callable:
         """`(ts, sums, x, y, index, weight, start) -> (ts, sums)`: `k` steps over device arrays."""
         return self.cached(("train", k), lambda: loop.make_train_chunk(
-            self.objective, self.metric_set, self.optimizer, k, self.shard_batch))
+            self.objective, self.metric_set, self.optimizer, k, self.shard_batch, self.hold_layout))
 
     def train_batch_fn(self) -> Callable:
         """`(ts, sums, x, y, weight) -> (ts, sums)`: one step on a batch that came from the host."""
         return self.cached(("stream",), lambda: loop.make_train_batch(
-            self.objective, self.metric_set, self.optimizer))
+            self.objective, self.metric_set, self.optimizer, self.hold_layout))
 
     def eval_all_fn(self, n: int, steps: int, batch_size: int, padded: int) -> Callable:
         """`(params, state, x, y) -> sums`: a whole evaluation over device arrays in one dispatch."""

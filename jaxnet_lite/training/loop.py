@@ -21,6 +21,10 @@ Shard = Callable[[Any], Any]
 SHUFFLE_SALT = 0x5EED
 
 
+def _as_is(tree: Any) -> Any:
+    return tree
+
+
 def epoch_index(key: jax.Array | None, n: int, steps: int, batch_size: int, padded: int
                 ) -> tuple[jax.Array, jax.Array]:
     """`(steps, padded)` example indices (shuffled when `key` is given) and weights (1 real, 0 padding).
@@ -63,15 +67,18 @@ def _repeat(k: int, body: Callable, start: Any, carry: Any) -> Any:
 
 
 def train_steps(objective: Objective, metric_set: MetricSet, optimizer: optax.GradientTransformation,
-                k: int, shard: Shard) -> Callable:
-    """`run(ts, sums, x, y, index, weight, start) -> (ts, sums)`: `k` steps from `start`, not yet jitted."""
+                k: int, shard: Shard, hold: Shard = _as_is) -> Callable:
+    """`run(ts, sums, x, y, index, weight, start) -> (ts, sums)`: `k` steps from `start`, not yet jitted.
+
+    `hold` pins each new train state to its layout (split params stay split, replicated ones replicated).
+    """
 
     def run(ts: TrainState, sums: dict, x: Any, y: Any, index: jax.Array, weight: jax.Array, start: Any):
         def body(i, carry):
             ts, sums = carry
             ts, batch = train_batch(objective, metric_set, optimizer, ts, _gather(x, index[i], shard),
                                     _gather(y, index[i], shard), weight[i])
-            return ts, _add(sums, batch)
+            return hold(ts), _add(sums, batch)
 
         return _repeat(k, body, start, (ts, sums))
 
@@ -79,32 +86,32 @@ def train_steps(objective: Objective, metric_set: MetricSet, optimizer: optax.Gr
 
 
 def make_train_chunk(objective: Objective, metric_set: MetricSet, optimizer: optax.GradientTransformation,
-                     k: int, shard: Shard) -> Callable:
+                     k: int, shard: Shard, hold: Shard = _as_is) -> Callable:
     """`chunk(ts, sums, x, y, index, weight, start) -> (ts, sums)`: `k` steps in one dispatch."""
-    return jax.jit(train_steps(objective, metric_set, optimizer, k, shard), donate_argnums=(0, 1))
+    return jax.jit(train_steps(objective, metric_set, optimizer, k, shard, hold), donate_argnums=(0, 1))
 
 
 def make_train_epoch(objective: Objective, metric_set: MetricSet, optimizer: optax.GradientTransformation,
                      names: Sequence[str], n: int, steps: int, batch_size: int, padded: int, shuffle: bool,
-                     shard: Shard) -> Callable:
+                     shard: Shard, hold: Shard = _as_is) -> Callable:
     """`epoch(ts, x, y, epoch) -> (ts, sums)`: a whole epoch (indices, steps, sums) in one dispatch."""
 
     def run(ts: TrainState, x: Any, y: Any, epoch: Any):
         key = shuffle_key(ts.rng, epoch) if shuffle else None
         index, weight = epoch_index(key, n, steps, batch_size, padded)
-        run_steps = train_steps(objective, metric_set, optimizer, steps, shard)
+        run_steps = train_steps(objective, metric_set, optimizer, steps, shard, hold)
         return run_steps(ts, zero_sums(names), x, y, index, weight, 0)
 
     return jax.jit(run, donate_argnums=(0,))
 
 
-def make_train_batch(objective: Objective, metric_set: MetricSet, optimizer: optax.GradientTransformation
-                     ) -> Callable:
+def make_train_batch(objective: Objective, metric_set: MetricSet, optimizer: optax.GradientTransformation,
+                     hold: Shard = _as_is) -> Callable:
     """`step(ts, sums, x, y, weight) -> (ts, sums)` for batches that arrive from the host (streaming)."""
 
     def step(ts: TrainState, sums: dict, x: Any, y: Any, weight: jax.Array):
         ts, batch = train_batch(objective, metric_set, optimizer, ts, x, y, weight)
-        return ts, _add(sums, batch)
+        return hold(ts), _add(sums, batch)
 
     return jax.jit(step, donate_argnums=(0, 1))
 

@@ -91,22 +91,25 @@ def _is_key(a: Any) -> bool:
     return isinstance(a, jax.Array) and jax.dtypes.issubdtype(a.dtype, jax.dtypes.prng_key)
 
 
-def put(tree: Any, sharding: Sharding) -> Any:
-    """`jax.device_put(tree, sharding)`; with several processes, also for arrays committed to this process's
-    devices (which `device_put` refuses to move onto other processes' devices). Every process must pass the
-    same values: each contributes its devices' part, nothing is checked or sent between processes."""
+def put(tree: Any, sharding: Any) -> Any:
+    """`jax.device_put(tree, sharding)` (one sharding, or a tree of them matching `tree`); with several
+    processes, also for arrays committed to this process's devices (which `device_put` refuses to move onto
+    other processes' devices). Every process must pass the same values: each contributes its devices' part,
+    nothing is checked or sent between processes."""
     if not several_processes():
         return jax.device_put(tree, sharding)
 
-    def one(a: Any) -> Any:
+    def one(a: Any, sharding: Sharding) -> Any:
         if isinstance(a, jax.Array) and a.sharding.device_set == sharding.device_set:
             return jax.device_put(a, sharding)
         if _is_key(a):
-            return jax.random.wrap_key_data(one(jax.random.key_data(a)), impl=jax.random.key_impl(a))
+            return jax.random.wrap_key_data(one(jax.random.key_data(a), sharding), impl=jax.random.key_impl(a))
         host = np.asarray(a)
         return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
 
-    return jax.tree.map(one, tree)
+    if isinstance(sharding, Sharding):
+        return jax.tree.map(lambda a: one(a, sharding), tree)
+    return jax.tree.map(one, tree, sharding)
 
 
 def local_copy(tree: Any) -> Any:

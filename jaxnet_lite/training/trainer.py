@@ -23,6 +23,7 @@ from jaxnet_lite.data.arrays import check_consistent_length, train_val_split
 from jaxnet_lite.data.random_access import RandomAccessSource
 from jaxnet_lite.host_allocator import tune_for_backend
 from jaxnet_lite.training.callbacks import Callback, CallbackList, History
+from jaxnet_lite.training.distribution import Distribution
 from jaxnet_lite.training.engine import Engine, choose_steps_per_execution, means
 from jaxnet_lite.training.epochs import evaluate_source, fit_epochs
 from jaxnet_lite.training.predict import check_inputs, inference_fn, predict_arrays
@@ -81,18 +82,21 @@ class Trainer:
     """Trains a model (any `Layer`) with a loss, an Optax optimizer and metrics.
 
     `Trainer(model, loss, optimizer="adam", metrics=(), seed=0)`; the whole training state is one
-    pytree, `trainer.train_state` (a `TrainState`), ready to checkpoint.
+    pytree, `trainer.train_state` (a `TrainState`), ready to checkpoint. `distribution` (a `DataParallel`
+    or `ModelParallel`) says how params and batches lie on the devices; by default the one set with
+    `set_distribution`, else the batch is split over every device.
     """
 
     def __init__(self, model: Layer, loss: Any, optimizer: Any = "adam", metrics: Sequence[Any] = (),
                  seed: int = 0, steps_per_execution: int | str = "auto", mesh: Mesh | None = None,
-                 variables: Any = None, loss_weights: Any = None, weighted_metrics: Sequence[Any] = ()) -> None:
+                 variables: Any = None, loss_weights: Any = None, weighted_metrics: Sequence[Any] = (),
+                 distribution: Distribution | None = None) -> None:
         self.model = model
         self.loss = losses_lib.get(loss)
         self.metric_set = MetricSet(list(metrics or ()), self.loss.name, list(weighted_metrics or ()))
         self.engine = Engine(model, self.loss, optimizers_lib.get(optimizer), self.metric_set, seed=seed,
                              steps_per_execution=steps_per_execution, mesh=mesh, variables=variables,
-                             loss_weights=loss_weights)
+                             loss_weights=loss_weights, distribution=distribution)
         if variables is not None or model.declared_input_shape is not None:
             self.engine.ensure_state(None)
         self.history: History | None = None
