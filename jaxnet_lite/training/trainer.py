@@ -21,6 +21,7 @@ from jaxnet_lite import optimizers as optimizers_lib
 from jaxnet_lite.core import Layer, Variables
 from jaxnet_lite.data.arrays import check_consistent_length, train_val_split
 from jaxnet_lite.host_allocator import tune_for_backend
+from jaxnet_lite.loss_scaling import auto_loss_scaling
 from jaxnet_lite.training.callbacks import Callback, CallbackList, History
 from jaxnet_lite.training.engine import Engine, choose_steps_per_execution, means
 from jaxnet_lite.training.epochs import evaluate_source, fit_epochs
@@ -71,7 +72,8 @@ class Trainer:
         self.model = model
         self.loss = losses_lib.get(loss)
         self.metric_set = MetricSet(list(metrics or ()), self.loss.name, list(weighted_metrics or ()))
-        self.engine = Engine(model, self.loss, optimizers_lib.get(optimizer), self.metric_set, seed=seed,
+        optimizer = auto_loss_scaling(model, optimizers_lib.get(optimizer))  # float16 layers: loss scaling
+        self.engine = Engine(model, self.loss, optimizer, self.metric_set, seed=seed,
                              steps_per_execution=steps_per_execution, mesh=mesh, variables=variables,
                              loss_weights=loss_weights)
         if variables is not None or model.declared_input_shape is not None:
