@@ -297,6 +297,8 @@ def test_compile_wraps_the_optimizer_under_mixed_float16(tmp_path):
     per_layer = Sequential([Dense(3, input_shape=(4,), dtype="mixed_float16")])
     per_layer.compile(loss="mse", optimizer="sgd")
     assert isinstance(per_layer.trainer.optimizer, LossScaledTransformation)
+    per_layer.compile(loss="mse", optimizer="sgd", auto_scale_loss=False)  # Keras' switch to opt out
+    assert not isinstance(per_layer.trainer.optimizer, LossScaledTransformation)
 
 
 # -- errors ------------------------------------------------------------------------------------------

@@ -68,11 +68,14 @@ class Trainer:
 
     def __init__(self, model: Layer, loss: Any, optimizer: Any = "adam", metrics: Sequence[Any] = (),
                  seed: int = 0, steps_per_execution: int | str = "auto", mesh: Mesh | None = None,
-                 variables: Any = None, loss_weights: Any = None, weighted_metrics: Sequence[Any] = ()) -> None:
+                 variables: Any = None, loss_weights: Any = None, weighted_metrics: Sequence[Any] = (),
+                 auto_scale_loss: bool = True) -> None:
         self.model = model
         self.loss = losses_lib.get(loss)
         self.metric_set = MetricSet(list(metrics or ()), self.loss.name, list(weighted_metrics or ()))
-        optimizer = auto_loss_scaling(model, optimizers_lib.get(optimizer))  # float16 layers: loss scaling
+        optimizer = optimizers_lib.get(optimizer)
+        if auto_scale_loss:  # float16 layers get dynamic loss scaling, as Keras' compile gives them
+            optimizer = auto_loss_scaling(model, optimizer)
         self.engine = Engine(model, self.loss, optimizer, self.metric_set, seed=seed,
                              steps_per_execution=steps_per_execution, mesh=mesh, variables=variables,
                              loss_weights=loss_weights)
