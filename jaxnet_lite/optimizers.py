@@ -490,9 +490,13 @@ def get(identifier: str | optax.GradientTransformation, **kwargs: Any) -> optax.
 
 # -- the learning rate in a training state -----------------------------------------------------------------
 def _hyperparams_state(opt_state: Any) -> tuple[Any, Any]:
-    """Find the `inject_hyperparams` state, at the top or inside a chain: `(state, path)`."""
+    """Find the `inject_hyperparams` state, at the top, inside a chain or inside a wrapper that keeps an
+    `inner_state` (loss scaling, `optax.masked`): `(state, path)`."""
     if hasattr(opt_state, "hyperparams"):
         return opt_state, ()
+    if hasattr(opt_state, "inner_state") and hasattr(opt_state, "_replace"):
+        found, path = _hyperparams_state(opt_state.inner_state)
+        return (found, ("inner_state", *path)) if found is not None else (None, ())
     if isinstance(opt_state, tuple) and not hasattr(opt_state, "_fields"):
         for i, inner in enumerate(opt_state):
             found, path = _hyperparams_state(inner)
@@ -532,6 +536,8 @@ def set_learning_rate(opt_state: Any, value: float) -> Any:
 def _replace_at(tree: Any, path: tuple, value: Any) -> Any:
     if not path:
         return value
+    if isinstance(path[0], str):
+        return tree._replace(**{path[0]: _replace_at(getattr(tree, path[0]), path[1:], value)})
     items = list(tree)
     items[path[0]] = _replace_at(items[path[0]], path[1:], value)
     return type(tree)(items)

@@ -25,6 +25,8 @@ GROUPS = {
     "jaxnet_lite.optimizers": "maths",
     "jaxnet_lite.regularizers": "maths",
     "jaxnet_lite.constraints": "maths",
+    "jaxnet_lite.loss_scaling": "maths",
+    "jaxnet_lite.mixed_precision": "maths",
     "jaxnet_lite.data": "data",
     "jaxnet_lite.datasets": "data",
     "jaxnet_lite.checkpoint": "data",
@@ -65,6 +67,7 @@ PUBLIC = {"jaxnet_lite", "jaxnet_lite.layers", "jaxnet_lite.callbacks", "jaxnet_
           "jaxnet_lite.regularizers", "jaxnet_lite.constraints", "jaxnet_lite.saving", "jaxnet_lite.models",
           "jaxnet_lite.distributed", "jaxnet_lite.launch",
           "jaxnet_lite.distribution",
+          "jaxnet_lite.mixed_precision",
           # the data sets, as `keras.datasets.mnist.load_data()`
           *(f"jaxnet_lite.datasets.{name}" for name in ("digits", "fashion_mnist", "idx", "imdb", "iris", "mnist",
                                                           "tfds", "tinyshakespeare"))}

@@ -8,11 +8,15 @@ methods are pure functions of their arguments::
 
 What training needs to know about a model it asks through methods here (`children`,
 `split_final_activation`, `slow_in_cpu_loops`), never by testing classes.
+
+Mixed precision is applied here, once for every layer: `apply` casts floating inputs and params to the
+layer's compute dtype (`dtype_policy`, core/dtype_policy.py) before `call`.
 """
 
 from __future__ import annotations
 
 import copy
+import inspect
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NamedTuple
@@ -21,6 +25,15 @@ import jax
 import jax.numpy as jnp
 
 from jaxnet_lite.core.config import RecordsArguments
+from jaxnet_lite.core.dtype_policy import (
+    LOW_PRECISION,
+    DTypePolicy,
+    as_policy,
+    backend_supports,
+    cast_floating,
+    global_policy,
+    is_floating,
+)
 from jaxnet_lite.core.masking import split_mask, strip_mask, with_mask
 from jaxnet_lite.core.naming import snake_case, unique_name
 from jaxnet_lite.core.shapes import SPATIAL_AXES, LayerError, normalize_shape, shape_str
@@ -70,6 +83,12 @@ class Layer(RecordsArguments):
     #: Keras' `<prefix>_regularizer=` / `<prefix>_constraint=` arguments this layer takes, prefix -> param
     #: name (Dense: kernel, bias; LSTM: kernel, recurrent -> recurrent_kernel, bias).
     weight_arguments: dict[str, str] = {}
+    #: Mixed precision (core/dtype_policy.py): a layer that `autocast`s gets its floating inputs and params
+    #: cast to its policy's compute dtype in `apply` (integer inputs, such as ids, never); containers turn it
+    #: off, since each child casts for itself. A layer that `computes_in_float32` (normalization statistics)
+    #: runs in its variable dtype under a mixed policy and casts its output to the compute dtype.
+    autocast: bool = True
+    computes_in_float32: bool = False
 
     def __init__(
         self,
@@ -99,8 +118,68 @@ class Layer(RecordsArguments):
         if input_dim is not None:
             input_shape = (input_dim,)
         self.declared_input_shape = normalize_shape(input_shape) if input_shape is not None else None
-        self.dtype = jnp.dtype(dtype or "float32")
+        self.dtype_policy = dtype
+        if dtype is not None and self.autocast:
+            self._check_policy_against_global()
         self._trainable = bool(trainable)
+
+    # -- dtypes -----------------------------------------------------------------------------------
+    @property
+    def dtype_policy(self) -> DTypePolicy:
+        """Keras' dtype policy: `dtype=` given to the constructor, else the global policy when it was built."""
+        return self._dtype_policy
+
+    @dtype_policy.setter
+    def dtype_policy(self, value: Any) -> None:
+        try:
+            policy = as_policy(value)
+        except (TypeError, ValueError) as e:
+            raise self.error(f"got dtype={value!r}: {e}") from None
+        self._dtype_policy = policy
+        self.dtype = jnp.dtype(policy.variable_dtype)  # what params are created in
+
+    @property
+    def compute_dtype(self) -> str:
+        """The dtype this layer computes in (its policy's; bfloat16 under "mixed_bfloat16")."""
+        return self._dtype_policy.compute_dtype
+
+    @property
+    def variable_dtype(self) -> str:
+        """The dtype this layer keeps its params and state in (float32 under a mixed policy)."""
+        return self._dtype_policy.variable_dtype
+
+    def _check_policy_against_global(self) -> None:
+        """Params in float16/bfloat16 (`dtype="bfloat16"`) cannot join a model whose global policy is mixed:
+        there the optimizer updates float32 params, and half-precision updates would round away."""
+        policy, default = self._dtype_policy, global_policy()
+        if default.is_mixed and policy.variable_dtype in LOW_PRECISION:
+            raise self.error(
+                f"has dtype policy {policy.name!r}, which keeps its params in {policy.variable_dtype}, but the "
+                f"global policy {default.name!r} keeps params in {default.variable_dtype}: pass "
+                f"dtype='mixed_{policy.variable_dtype}' to compute in {policy.variable_dtype} with "
+                f"{default.variable_dtype} params, or dtype='float32'")
+
+    def _check_policy_at_init(self) -> None:
+        """The policy must run on this backend (float16 on a backend without it is refused)."""
+        policy = self._dtype_policy
+        if self.autocast and policy.compute_dtype in LOW_PRECISION and not backend_supports(policy.compute_dtype):
+            raise self.error(
+                f"has dtype policy {policy.name!r}, which computes in {policy.compute_dtype}, but the "
+                f"{jax.default_backend()!r} backend does not support {policy.compute_dtype}: use "
+                "'mixed_bfloat16' or 'float32'")
+
+    def _autocast(self, params: PyTree, x: Any) -> tuple[PyTree, Any, Any]:
+        """`(params, x, output dtype or None)` as this layer's policy computes: under a mixed policy inputs
+        and params go down to the compute dtype (or, for `computes_in_float32`, inputs up to the variable
+        dtype and the output back down); otherwise narrower floating inputs go up to the compute dtype."""
+        policy = self._dtype_policy
+        if not self.autocast or not is_floating(policy.compute_dtype):
+            return params, x, None
+        if policy.is_mixed and self.computes_in_float32:
+            return params, cast_floating(x, policy.variable_dtype, narrow=False), policy.compute_dtype
+        if policy.is_mixed:
+            return cast_floating(params, policy.compute_dtype), cast_floating(x, policy.compute_dtype), None
+        return params, cast_floating(x, policy.compute_dtype, narrow=False), None
 
     @property
     def trainable(self) -> bool:
@@ -148,7 +227,8 @@ class Layer(RecordsArguments):
                 raise self.error("needs an input shape: call init(rng, input_shape) or declare input_shape=")
         shape = normalize_shape(input_shape)
         self.check_input_shape(shape)
-        params, state = self.make_variables(rng, shape)
+        self._check_policy_at_init()
+        params, state = self._make_checked_variables(rng, shape)
         if self.activity_regularizer is not None:
             state = {**state, ACTIVITY_LOSS: jnp.zeros((), jnp.float32)}
         return Variables(params, state)
@@ -167,10 +247,26 @@ class Layer(RecordsArguments):
         `x` may carry a mask (`Masked`, from `Embedding(mask_zero=True)` or `Masking`); the layer reads,
         keeps or drops it as its mask attributes say, and its output carries `compute_mask`'s result.
         """
+        params, x, out_dtype = self._autocast(params, x)
         y, new_state = self._apply(params, state, x, rng=rng, training=training)
+        if out_dtype is not None:
+            y = cast_floating(y, out_dtype)
         if self.activity_regularizer is not None:
             new_state = {**new_state, ACTIVITY_LOSS: self._activity_loss(y)}
         return y, new_state
+
+    def _make_checked_variables(self, rng: Array, shape: Any) -> tuple[PyTree, PyTree]:
+        """`make_variables`, refusing a non-floating policy (`dtype="int32"`) on a layer with params."""
+        if is_floating(self.dtype):
+            return self.make_variables(rng, shape)
+        try:
+            params, state = self.make_variables(rng, shape)
+        except (TypeError, ValueError):
+            params = None
+        if params is None or jax.tree.leaves(params):
+            raise self.error(f"has dtype policy {self._dtype_policy.name!r}, but its params must be floating "
+                             "to be trained: pass a floating dtype such as 'float32' or 'mixed_bfloat16'")
+        return params, state
 
     def _apply(self, params, state, x, *, rng, training):
         if self.passes_masks:
@@ -194,7 +290,7 @@ class Layer(RecordsArguments):
         total = jnp.zeros((), jnp.float32)
         for leaf in jax.tree.leaves(strip_mask(y)):
             if jnp.issubdtype(leaf.dtype, jnp.floating):
-                loss = self.activity_regularizer(leaf)
+                loss = self.activity_regularizer(cast_floating(leaf, jnp.float32, narrow=False))
                 total = total + (loss / leaf.shape[0] if leaf.ndim and leaf.shape[0] else loss)
         return total
 
@@ -325,6 +421,10 @@ class Layer(RecordsArguments):
         and trainability: `type(layer).from_config(layer.get_config())` builds the same layer."""
         config = self.init_arguments()
         config["name"] = self.name
+        if isinstance(config.get("dtype"), DTypePolicy):
+            config["dtype"] = config["dtype"].name
+        elif config.get("dtype") is None and self._dtype_policy.name != "float32" and _takes_dtype(type(self)):
+            config["dtype"] = self._dtype_policy.name  # a model built under a global policy reloads with it
         if not self.trainable:
             config["trainable"] = False
         return config
@@ -350,6 +450,12 @@ def _weight_rule(owner: str, what: str, identifier: Any, kind: str) -> Any:
         return (get_regularizer if kind == "regularizer" else get_constraint)(identifier)
     except ValueError as e:
         raise LayerError(f"{owner}: {what}: {e}") from None
+
+
+def _takes_dtype(cls: type) -> bool:
+    """Whether `cls(dtype=...)` is accepted (a user's layer may list its arguments without `**kwargs`)."""
+    params = inspect.signature(cls.__init__).parameters.values()
+    return any(p.name == "dtype" or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
 
 
 def _abstract_batch(shape: Any, dtype: Any) -> Any:

@@ -26,6 +26,7 @@ class Functional(Layer):
     """
 
     passes_masks = True
+    autocast = False  # each layer of the graph casts to its own compute dtype
 
     def __init__(self, inputs: Any, outputs: Any, name: str | None = None, **kwargs: Any) -> None:
         super().__init__(name=name, **kwargs)

@@ -64,6 +64,8 @@ class Node:
 class InputLayer(Layer):
     """The layer behind `Input(shape)`: it holds the shape and dtype of one model input."""
 
+    autocast = False  # its dtype is the data's, not a compute policy: inputs pass as they are
+
     def __init__(self, shape: Sequence[int], dtype: Any = "float32", name: str | None = None) -> None:
         super().__init__(name=name, dtype=dtype)
         self.shape = normalize_shape(shape, what="Input shape")

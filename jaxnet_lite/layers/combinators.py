@@ -19,6 +19,7 @@ class Container(Layer):
     """A layer made of named child layers; masked values reach the children as they are."""
 
     passes_masks = True
+    autocast = False  # each child casts to its own compute dtype
 
     def __init__(self, layers: Iterable[Layer] = (), **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -144,6 +145,7 @@ class FanOut(Layer):
     """Copies its input into a list of `n` (stax's `FanOut`)."""
 
     passes_masks = True
+    autocast = False
 
     def __init__(self, n: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)

@@ -38,6 +38,7 @@ class BatchNormalization(Layer):
     """
 
     supports_masking = True
+    computes_in_float32 = True  # statistics in float32 under a mixed policy
     weight_arguments = {"gamma": "gamma", "beta": "beta"}
 
     def __init__(
@@ -132,6 +133,7 @@ class LayerNormalization(Layer):
     """
 
     supports_masking = True
+    computes_in_float32 = True  # statistics in float32 under a mixed policy
     weight_arguments = {"gamma": "gamma", "beta": "beta"}
 
     def __init__(self, axis: Any = -1, epsilon: float = 1e-3, center: bool = True, scale: bool = True,
@@ -201,6 +203,7 @@ class RMSNormalization(Layer):
     """
 
     supports_masking = True
+    computes_in_float32 = True  # statistics in float32 under a mixed policy
 
     def __init__(self, axis: Any = -1, epsilon: float = 1e-6, **kwargs: Any) -> None:
         super().__init__(**kwargs)

@@ -43,13 +43,14 @@ class KerasSurface(WeightsIO):
     def compile(self, optimizer: Any = "rmsprop", loss: Any = None, metrics: Any = None, *,
                 loss_weights: Any = None, weighted_metrics: Any = None, run_eagerly: bool = False,
                 steps_per_execution: int | str = "auto", jit_compile: Any = "auto", seed: int | None = None,
-                distribution: Any = None) -> None:
+                distribution: Any = None, auto_scale_loss: bool = True) -> None:
         """Attach a `Trainer` (Keras' default optimizer is rmsprop; the tutorial passes "adam").
 
         `loss_weights` scales each output's loss (a list in output order, or a dict by output name);
         `weighted_metrics` are averaged with the sample weights `fit`/`evaluate` are given.
         `distribution` (`jaxnet_lite.distribution.ModelParallel`/`DataParallel`) lays params and batches out
         on the devices; by default the one given to `set_distribution`, else the batch is split over all.
+        With `auto_scale_loss` (Keras' default) a model with float16 layers gets dynamic loss scaling.
         Keras arguments this engine cannot honour are refused, never ignored.
         """
         if run_eagerly:
@@ -61,13 +62,14 @@ class KerasSurface(WeightsIO):
         if loss is None:
             raise ValueError("compile() needs a loss, e.g. loss='categorical_crossentropy'")
         given = dict(optimizer=optimizer, loss=loss, metrics=metrics, loss_weights=loss_weights,
-                     weighted_metrics=weighted_metrics, steps_per_execution=steps_per_execution, seed=seed)
+                     weighted_metrics=weighted_metrics, steps_per_execution=steps_per_execution, seed=seed,
+                     auto_scale_loss=None if auto_scale_loss is True else auto_scale_loss)
         self._compile_arguments = {k: v for k, v in given.items() if v is not None}
         self._stale_compile = False
         self._trainer = Trainer(
             self, loss=loss, optimizer=optimizer, metrics=metrics or (), loss_weights=loss_weights,
             weighted_metrics=weighted_metrics or (), seed=default_seed() if seed is None else seed, steps_per_execution=steps_per_execution,
-            variables=self._variables, distribution=distribution,
+            variables=self._variables, distribution=distribution, auto_scale_loss=auto_scale_loss,
         )
 
     @property

@@ -6,9 +6,11 @@ import math
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from jaxnet_lite.core import Layer, strip_mask
+from jaxnet_lite.core.dtype_policy import cast_floating
 from jaxnet_lite.training.progress import Progbar, resolve_verbose
 
 
@@ -42,7 +44,8 @@ def inference_fn(model: Layer) -> Any:
 
     def run(params, state, x, start, size):
         xb = jax.tree.map(lambda a: jax.lax.dynamic_slice_in_dim(a, start, size, axis=0), x)
-        return strip_mask(model.apply(params, state, xb, training=False)[0])
+        y = strip_mask(model.apply(params, state, xb, training=False)[0])
+        return cast_floating(y, jnp.float32, narrow=False)  # mixed precision: float32 NumPy out
 
     return jax.jit(run, static_argnums=(4,))
 

@@ -23,7 +23,9 @@ from jaxnet_lite import losses as losses_lib
 from jaxnet_lite import metrics as metrics_lib
 from jaxnet_lite import optimizers as optimizers_lib
 from jaxnet_lite.core import Layer, Masked
+from jaxnet_lite.core.dtype_policy import cast_floating
 from jaxnet_lite.core.layer import activity_losses
+from jaxnet_lite.loss_scaling import loss_scale_of, scaled_loss
 from jaxnet_lite.core.shapes import as_float
 from jaxnet_lite.training.state import TrainState
 from jaxnet_lite.training.weighting import WeightedLabels, split_sample_weight, weighted
@@ -175,6 +177,7 @@ def batch_sums(objective: Objective, metric_set: MetricSet, params: Any, state: 
     """
     y, sample_weight = split_sample_weight(y)
     out, new_state = objective.apply(params, state, x, rng=rng, training=training)
+    out = cast_floating(out, jnp.float32, narrow=False)  # mixed precision: loss and metrics in float32
     out, y, valid, sample_weight = steps_as_examples(out, y, valid, sample_weight)
     per_example = objective.per_example_loss(y, out)
     count = jnp.sum(valid)
@@ -223,7 +226,10 @@ def train_batch(objective: Objective, metric_set: MetricSet, optimizer: optax.Gr
                 ts: TrainState, x: Any, y: Any, weights: jax.Array) -> tuple[TrainState, dict]:
     """One optimisation step on a (possibly padded, hence weighted) batch; returns the new state and sums."""
     rng = jax.random.fold_in(ts.rng, ts.step)
-    grad_fn = jax.value_and_grad(batch_sums, argnums=2, has_aux=True)
+    # With a `LossScaleOptimizer` (float16), the loss is multiplied by its scale here and the optimizer
+    # divides the gradients by it.
+    loss_fn = scaled_loss(batch_sums, loss_scale_of(ts.opt_state))
+    grad_fn = jax.value_and_grad(loss_fn, argnums=2, has_aux=True)
     (_, (new_state, sums)), grads = grad_fn(objective, metric_set, ts.params, ts.state, x, y, weights, rng, True)
     updates, opt_state = optimizer.update(grads, ts.opt_state, ts.params)
     params = optax.apply_updates(ts.params, updates)

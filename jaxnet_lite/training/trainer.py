@@ -22,6 +22,7 @@ from jaxnet_lite.core import Layer, Variables
 from jaxnet_lite.data.arrays import check_consistent_length, train_val_split
 from jaxnet_lite.data.random_access import RandomAccessSource
 from jaxnet_lite.host_allocator import tune_for_backend
+from jaxnet_lite.loss_scaling import auto_loss_scaling
 from jaxnet_lite.training.callbacks import Callback, CallbackList, History
 from jaxnet_lite.training.distribution import Distribution
 from jaxnet_lite.training.engine import Engine, choose_steps_per_execution, means
@@ -90,11 +91,14 @@ class Trainer:
     def __init__(self, model: Layer, loss: Any, optimizer: Any = "adam", metrics: Sequence[Any] = (),
                  seed: int = 0, steps_per_execution: int | str = "auto", mesh: Mesh | None = None,
                  variables: Any = None, loss_weights: Any = None, weighted_metrics: Sequence[Any] = (),
-                 distribution: Distribution | None = None) -> None:
+                 distribution: Distribution | None = None, auto_scale_loss: bool = True) -> None:
         self.model = model
         self.loss = losses_lib.get(loss)
         self.metric_set = MetricSet(list(metrics or ()), self.loss.name, list(weighted_metrics or ()))
-        self.engine = Engine(model, self.loss, optimizers_lib.get(optimizer), self.metric_set, seed=seed,
+        optimizer = optimizers_lib.get(optimizer)
+        if auto_scale_loss:  # float16 layers get dynamic loss scaling, as Keras' compile gives them
+            optimizer = auto_loss_scaling(model, optimizer)
+        self.engine = Engine(model, self.loss, optimizer, self.metric_set, seed=seed,
                              steps_per_execution=steps_per_execution, mesh=mesh, variables=variables,
                              loss_weights=loss_weights, distribution=distribution)
         if variables is not None or model.declared_input_shape is not None:
