@@ -33,6 +33,15 @@ LARGE = textwrap.dedent("""
     import numpy as np
     faulthandler.dump_traceback_later(540, exit=True)  # a hang shows where it hangs, before the parent's timeout
 
+    def peak_rss():
+        # VmHWM is this process's own high-water mark. Not ru_maxrss: Linux carries that across exec, so a
+        # child of a large pytest process would report the parent's peak.
+        try:
+            with open("/proc/self/status") as status:
+                return next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmHWM:"))
+        except OSError:
+            return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
     x_path, y_path, features = sys.argv[1], sys.argv[2], int(sys.argv[3])
     rows = int(sys.argv[4]) // (4 * features)
     # Row i holds (i % 997) / 997 in every column and label i % 10: any misplaced read shows.
@@ -61,11 +70,11 @@ LARGE = textwrap.dedent("""
 
     seen = []
     source = Watched(x_path, y_path)
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    before = peak_rss()
     model = Sequential([Dense(32, input_shape=(features,), activation="relu"), Dense(10, activation="softmax")])
     model.compile(loss="sparse_categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
     history = model.fit(source, batch_size=256, epochs=2, steps_per_epoch=80, verbose=0)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    peak = peak_rss()
     read = np.concatenate(seen)
     print(json.dumps({"rows": rows, "peak_rss": peak, "rss_before_fit": before, "history": history.history,
                       "rows_read": int(read.size), "bytes_read": int(read.size) * features * 4,
