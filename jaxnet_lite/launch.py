@@ -123,7 +123,8 @@ def launch(command: Sequence[str], num_processes: int, *, port: int | None = Non
     return first_error
 
 
-def _positive(text: str) -> int:
+def positive_int(text: str) -> int:
+    """An argparse type: a positive integer, or a message saying what was given."""
     try:
         value = int(text)
     except ValueError:
@@ -135,9 +136,9 @@ def _positive(text: str) -> int:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The launcher's options, for `python -m jaxnet_lite.launch` and `jaxnet-lite launch`."""
-    parser.add_argument("-n", "--num-processes", type=_positive, required=True, help="how many processes to start")
-    parser.add_argument("--port", type=_positive, default=None, help="coordinator port (default: a free one)")
-    parser.add_argument("--cpu-devices", type=_positive, default=None,
+    parser.add_argument("-n", "--num-processes", type=positive_int, required=True, help="how many processes to start")
+    parser.add_argument("--port", type=positive_int, default=None, help="coordinator port (default: a free one)")
+    parser.add_argument("--cpu-devices", type=positive_int, default=None,
                         help="run each process on CPU with this many devices (default: the environment decides)")
     parser.add_argument("program", nargs=argparse.REMAINDER, help="the program and its arguments, after --")
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import signal
 import threading
-import time
 
 import numpy as np
 import pytest
@@ -229,9 +228,8 @@ def test_ctrl_c_stops_fit_from_a_source_and_its_reader(files):
                 signal.raise_signal(signal.SIGINT)
 
     m = model()
-    started = time.perf_counter()
     history = m.fit(MemmapSource(*files), batch_size=8, epochs=3, callbacks=[CtrlC()], verbose=0)
-    assert history.epoch == [] and time.perf_counter() - started < 60
+    assert history.epoch == []
     assert not prefetch_threads()
 
 

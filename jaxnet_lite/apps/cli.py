@@ -33,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
                                            "with history.json, curves.png and the weights.")
     demo.add_argument("--out", default=None, help="run folder (default: runs/<timestamp>)")
     demo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    demo.add_argument("--epochs", type=_positive, default=None,
+    demo.add_argument("--epochs", type=launcher.positive_int, default=None,
                       help="cap on epochs for both models (default: 150 for Iris, 40 for digits)")
     demo.add_argument("--verbose", choices=["0", "1", "2", "auto"], default="auto", help="progress output")
 
@@ -46,15 +46,15 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--data-dir", default=None,
                        help="directory holding mnist/ with the four IDX files (default: $JAXNET_LITE_DATA_DIR, "
                             "then tensorflow-datasets)")
-    train.add_argument("--epochs", type=_positive, default=None,
+    train.add_argument("--epochs", type=launcher.positive_int, default=None,
                        help="maximum epochs (default: 30 for mnist-cnn, 15 for imdb; early stopping)")
-    train.add_argument("--batch-size", type=_positive, default=None,
+    train.add_argument("--batch-size", type=launcher.positive_int, default=None,
                        help="batch size (default: 128 for mnist-cnn, 32 for imdb)")
-    train.add_argument("--limit", type=_positive, default=None, help="train on the first N examples only")
+    train.add_argument("--limit", type=launcher.positive_int, default=None, help="train on the first N examples only")
     train.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     train.add_argument("--out", default=None, help="run folder (default: runs/<timestamp>)")
     train.add_argument("--verbose", choices=["0", "1", "2", "auto"], default="auto", help="progress output")
-    train.add_argument("--iters", type=_positive, default=None, help="char-gpt: training iterations (default 2000)")
+    train.add_argument("--iters", type=launcher.positive_int, default=None, help="char-gpt: training iterations (default 2000)")
     train.add_argument("--tiny", action="store_true", help=argparse.SUPPRESS)  # char-gpt at toy size (tests)
 
     launch = commands.add_parser("launch", help="run a program as N local processes (jax.distributed)",
@@ -63,16 +63,6 @@ def build_parser() -> argparse.ArgumentParser:
                                              "train.py. Output lines are prefixed with the process index.")
     launcher.add_arguments(launch)
     return parser
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
 
 
 def _verbose(text: str) -> int | str:

@@ -18,6 +18,13 @@ def check_epsilon(owner: str, epsilon: Any) -> float:
     return check_float(owner, "epsilon", epsilon, lambda e: e > 0, "> 0")
 
 
+def _check_feature_axes(layer: Layer, input_shape: Any) -> None:
+    """A single input of rank >= 1 whose normalized axes exist (the three normalization layers)."""
+    if isinstance(input_shape, list) or len(input_shape) < 1:
+        raise layer.error(f"expects input of rank >= 1 (..., features), got {shape_str(input_shape)}")
+    _normalize_axes(layer, layer.axis, len(input_shape))
+
+
 def _normalize_axes(owner: Layer, axis: Any, rank: int) -> tuple[int, ...]:
     """Feature axes as non-negative indices into the batched input (batch axis 0 never allowed)."""
     axes = (axis,) if isinstance(axis, int) else tuple(axis)
@@ -68,9 +75,7 @@ class BatchNormalization(Layer):
         )
 
     def check_input_shape(self, input_shape):
-        if isinstance(input_shape, list) or len(input_shape) < 1:
-            raise self.error(f"expects input of rank >= 1 (..., features), got {shape_str(input_shape)}")
-        _normalize_axes(self, self.axis, len(input_shape))
+        _check_feature_axes(self, input_shape)
 
     def _feature_shape(self, input_shape) -> tuple[int, ...]:
         axes = _normalize_axes(self, self.axis, len(input_shape))
@@ -154,9 +159,7 @@ class LayerNormalization(Layer):
         self.gamma_initializer = get_initializer("LayerNormalization", "gamma_initializer", gamma_initializer)
 
     def check_input_shape(self, input_shape):
-        if isinstance(input_shape, list) or len(input_shape) < 1:
-            raise self.error(f"expects input of rank >= 1 (..., features), got {shape_str(input_shape)}")
-        _normalize_axes(self, self.axis, len(input_shape))
+        _check_feature_axes(self, input_shape)
 
     def make_variables(self, rng, input_shape):
         axes = _normalize_axes(self, self.axis, len(input_shape))
@@ -211,9 +214,7 @@ class RMSNormalization(Layer):
         self.epsilon = check_epsilon("RMSNormalization", epsilon)
 
     def check_input_shape(self, input_shape):
-        if isinstance(input_shape, list) or len(input_shape) < 1:
-            raise self.error(f"expects input of rank >= 1 (..., features), got {shape_str(input_shape)}")
-        _normalize_axes(self, self.axis, len(input_shape))
+        _check_feature_axes(self, input_shape)
 
     def make_variables(self, rng, input_shape):
         axes = _normalize_axes(self, self.axis, len(input_shape))
