@@ -83,10 +83,10 @@ class ArraySource:
         k = 1 if watch.each_step else engine.steps_per_dispatch(steps)
         if not watch.each_step and engine.in_one_dispatch(k, steps, watch.watched):
             engine.train_state, sums = engine.settle(engine.train_epoch_fn(n, steps, batch_size, padded, self.shuffle)(
-                engine.train_state, x, y, epoch))
+                engine.train_state, x, y, engine.scalar(epoch)))
             return EpochResult(sums, steps, True)
         index, weight, sums = engine.epoch_setup_fn(n, steps, batch_size, padded, self.shuffle)(
-            engine.train_state.rng, epoch)
+            engine.train_state.rng, engine.scalar(epoch))
         start = 0
         while start < steps and not watch.stopped:
             size = min(k, steps - start)  # a short tail is one chunk of its own size (one more compile)
