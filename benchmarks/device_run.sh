@@ -31,7 +31,7 @@ PY=${PYTHON:-python3}
 contenders=jnl_fit,jnl_fit_dev,jnl_step,ref_jit,ref_scan
 if [ "${DEVICE_RUN_QUICK:-0}" = 1 ]; then
   tests=(tests/test_training.py::test_iris_mlp_learns_with_compile_fit_evaluate)
-  bench=(--quick --workloads cnn,mlp,cnn@mixed_bfloat16 --windows 1 --steps 4 --contenders jnl_fit,ref_jit)
+  bench=(--quick --workloads cnn,mlp,mlp@mixed_bfloat16 --windows 1 --steps 4 --contenders jnl_fit,ref_jit)
   sequence=(--quick --workloads lstm --windows 1 --steps 2 --contenders jnl_fit,ref_jit)
   gpt=(--quick --contenders jnl_step,ref_gpt)
   test_limit=120 bench_limit=240 sequence_limit=240

@@ -108,7 +108,6 @@ def with_compute_dtype(apply: Any, dtype: Any) -> Any:
     def mixed(params: Any, x: jax.Array, key: jax.Array | None = None, training: bool = False) -> jax.Array:
         return apply(jax.tree.map(down, params), down(x), key, training).astype(jnp.float32)
 
-    mixed.compute_dtype = dtype.name
     return mixed
 
 
