@@ -6,6 +6,9 @@
 - `JnlStep` ("jnl_step"): `make_train_step` + `TrainState.create` in a plain Python loop over
   device-resident batches (the data is put on the device once; each epoch one jitted call permutes it
   and cuts the batches, see `batches.py`; a short last batch stays short, as a user would write it).
+
+Each sets the workload's dtype policy as the global policy before building its model, as a user of
+`mixed_precision.set_global_policy` does (the worker is its own process, so nothing else sees it).
 """
 
 from __future__ import annotations
@@ -17,9 +20,11 @@ import numpy as np
 import optax
 
 import jaxnet_lite as jnl
+from jaxnet_lite import mixed_precision
 from jaxnet_lite.host_allocator import tune_for_backend
 from benchmarks import workloads
 from benchmarks.batches import epoch_batches
+from benchmarks.dtypes_seen import float_dtypes, matmul_dtypes
 from benchmarks.reference_lstm import matmul_flops_per_example
 from jaxnet_lite.layers import LSTM, Conv2D, Dense, Dropout, Embedding, Flatten, MaxPooling2D
 
@@ -53,21 +58,27 @@ def loss_name(workload: Any) -> str:
     return "binary_crossentropy" if workload.binary else "categorical_crossentropy"
 
 
-def _flops_info(model: jnl.Sequential, workload: Any) -> dict:
+def _flops_info(model: jnl.Sequential, workload: Any, variables: Any, x: Any) -> dict:
     """The inference FLOPs per example: the summary's XLA count, or for the LSTM the count by hand that the
-    reference reports too (XLA's cost analysis counts a loop body once)."""
+    reference reports too (XLA's cost analysis counts a loop body once); and the dtypes the model computes
+    in (its matmul and convolution operands on the batch `x`) and keeps its params in."""
+    params, state = variables
+    forward = lambda p, s, xb: model.apply(p, s, xb, rng=jax.random.key(0), training=True)[0]  # noqa: E731
+    dtypes = {"matmul_dtypes": matmul_dtypes(forward, params, state, x), "param_dtypes": float_dtypes(params)}
     if workload.sequence:
         infer = matmul_flops_per_example(workload.input_shape[0], workload.units)
-        return {"analytic_inference_flops_per_example": infer, "analytic_train_flops_per_example": 3 * infer}
+        return {"analytic_inference_flops_per_example": infer, "analytic_train_flops_per_example": 3 * infer,
+                **dtypes}
     from jaxnet_lite.models.summary import flops_per_example
 
-    return {"jnl_inference_flops_per_example": flops_per_example(model, workload.input_shape)}
+    return {"jnl_inference_flops_per_example": flops_per_example(model, workload.input_shape), **dtypes}
 
 
 class JnlFit:
     """`model.fit` on NumPy arrays, one call per window (so the host-to-device copy is counted)."""
 
     def __init__(self, workload: Any, arrays: tuple[np.ndarray, ...], seed: int = 0) -> None:
+        mixed_precision.set_global_policy(workload.policy)
         self.workload = workload
         self.x, self.y, self.x_test, self.y_test = arrays
         self.model = build_model(workload)
@@ -84,7 +95,8 @@ class JnlFit:
         return float(loss), float(acc)
 
     def info(self) -> dict:
-        return {**_flops_info(self.model, self.workload),
+        return {**_flops_info(self.model, self.workload, self.model.variables, self.x[:2]),
+                "opt_state_dtypes": float_dtypes(self.model.trainer.train_state.opt_state),
                 "steps_per_execution": _resolved_spe(self.model, self.workload.steps_per_epoch)}
 
 
@@ -111,6 +123,7 @@ class JnlStep:
 
     def __init__(self, workload: Any, arrays: tuple[np.ndarray, ...], seed: int = 0) -> None:
         tune_for_backend(jax.default_backend())
+        mixed_precision.set_global_policy(workload.policy)
         self.workload = workload
         self.batch = workload.batch_size
         x, y, x_test, y_test = arrays
@@ -141,4 +154,5 @@ class JnlStep:
         return loss, acc
 
     def info(self) -> dict:
-        return _flops_info(self.model, self.workload)
+        return {**_flops_info(self.model, self.workload, (self.ts.params, self.ts.state), self.x[:2]),
+                "opt_state_dtypes": float_dtypes(self.ts.opt_state)}

@@ -4,7 +4,9 @@ The worker sets `KERAS_BACKEND=jax` in its environment before this module import
 its own defaults (its `MaxPooling2D` is `lax.reduce_window`, `steps_per_execution=1`, host-side
 shuffling and batching): that is what a Keras user gets. The `lstm` workloads are Keras' IMDB recipe
 (`examples/imdb_lstm.py`): `Embedding(500, 32, mask_zero=True)`, `LSTM(units)`, `Dense(1, sigmoid)`,
-binary cross-entropy; on JAX Keras runs its LSTM as a `lax.scan` (cuDNN only on NVIDIA GPUs).
+binary cross-entropy; on JAX Keras runs its LSTM as a `lax.scan` (cuDNN only on NVIDIA GPUs). Under a
+mixed workload policy it calls `keras.mixed_precision.set_global_policy` before building the model, as
+Keras' mixed-precision guide does.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ class KerasJax:
             raise RuntimeError(f"Keras backend is {keras.backend.backend()!r}, not {self.backend!r} "
                                "(keras was imported before KERAS_BACKEND was set)")
         keras.utils.set_random_seed(seed)
+        keras.mixed_precision.set_global_policy(workload.policy)
         self.workload = workload
         self.x, self.y, self.x_test, self.y_test = arrays
         self.model = build_model(workload)
@@ -68,4 +71,7 @@ class KerasJax:
         return float(loss), float(acc)
 
     def info(self) -> dict:
-        return {"keras_version": keras.__version__}
+        """Keras' version, and the dtypes its layers compute in and keep their weights in."""
+        return {"keras_version": keras.__version__,
+                "compute_dtypes": sorted({layer.compute_dtype for layer in self.model.layers if layer.weights}),
+                "param_dtypes": sorted({str(v.dtype) for v in self.model.weights})}

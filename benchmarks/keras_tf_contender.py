@@ -14,7 +14,7 @@ import os
 
 os.environ["KERAS_BACKEND"] = "tensorflow"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TF's start-up banner out of the worker's stderr
-import keras  # noqa: E402
+import keras  # noqa: E402, F401  (first, on the TensorFlow backend)
 import tensorflow as tf  # noqa: E402
 
 from benchmarks.keras_contender import KerasJax  # noqa: E402  (same models, fit and evaluate)
@@ -26,5 +26,5 @@ class KerasTf(KerasJax):
     backend = "tensorflow"
 
     def info(self) -> dict:
-        return {"keras_version": keras.__version__, "tensorflow_version": tf.__version__,
+        return {**super().info(), "tensorflow_version": tf.__version__,
                 "jit_compile": bool(getattr(self.model, "jit_compile", False))}

@@ -8,7 +8,9 @@ donated; the loss is computed from logits; the CNN's 2x2 max pooling is crop + r
 gradient is far cheaper on XLA:CPU than `lax.reduce_window`'s. A short last batch is padded and
 masked so a single compiled shape serves every step. The `lstm` workloads' model (embedding, masked
 LSTM with the input projection hoisted out of its `lax.scan`, sigmoid folded into the loss) is in
-`reference_lstm.py`. Two variants:
+`reference_lstm.py`. Under the workload's "mixed_bfloat16" policy the model casts its params and inputs
+to bfloat16 and its logits back to float32 (`with_compute_dtype`): params, gradients, Adam's state, the
+softmax and the loss stay float32, as a Keras mixed policy computes. Two variants:
 
 - `ReferenceJit` ("ref_jit"): one jitted call per step, dispatched from a Python loop;
 - `ReferenceScan` ("ref_scan"): one jitted call per epoch, `lax.scan` over its steps (on CPU several times
@@ -27,6 +29,7 @@ import optax
 from jax import lax
 
 from benchmarks import reference_lstm
+from benchmarks.dtypes_seen import float_dtypes, matmul_dtypes
 
 # -- models as pure functions ----------------------------------------------------------------------
 
@@ -92,16 +95,35 @@ def apply_mlp(params: dict, x: jax.Array, key: jax.Array | None = None, training
 MLP_SIZES = {"mlp": (4, 32, 32, 32, 3), "wide": (784, 1024, 1024, 10)}
 
 
+def with_compute_dtype(apply: Any, dtype: Any) -> Any:
+    """`apply` computing in `dtype`: floating params and inputs cast down to it, the logits cast up to float32
+    (so the softmax and the loss run in float32); the float32 params are what is differentiated."""
+    dtype = jnp.dtype(dtype)
+    if dtype == jnp.float32:
+        return apply
+
+    def down(a: jax.Array) -> jax.Array:
+        return a.astype(dtype) if jnp.issubdtype(a.dtype, jnp.floating) else a
+
+    def mixed(params: Any, x: jax.Array, key: jax.Array | None = None, training: bool = False) -> jax.Array:
+        return apply(jax.tree.map(down, params), down(x), key, training).astype(jnp.float32)
+
+    return mixed
+
+
 def model_for(workload: Any) -> tuple[Any, Any]:
     """`(init(key), apply(params, x, key, training))` of a workload's model (a `Workload`, or the name of
-    one of the image/table workloads)."""
+    one of the image/table workloads), computing in the workload's compute dtype (float32 by default)."""
     name = getattr(workload, "name", workload)
     if getattr(workload, "sequence", False):
-        return (lambda key: reference_lstm.init_lstm(key, workload.vocab, workload.units)), reference_lstm.apply_lstm
-    if name == "cnn":
-        return init_cnn, apply_cnn
-    sizes = MLP_SIZES[name]
-    return (lambda key: init_mlp(key, sizes)), apply_mlp
+        init, apply = (lambda key: reference_lstm.init_lstm(key, workload.vocab, workload.units)), \
+            reference_lstm.apply_lstm
+    elif name == "cnn":
+        init, apply = init_cnn, apply_cnn
+    else:
+        sizes = MLP_SIZES[name]
+        init, apply = (lambda key: init_mlp(key, sizes)), apply_mlp
+    return init, with_compute_dtype(apply, getattr(workload, "compute_dtype", "float32"))
 
 
 def losses_for(workload: Any) -> tuple[Any, Any]:
@@ -200,16 +222,22 @@ class ReferenceJit:
 
     def info(self) -> dict:
         """XLA's FLOP count of one train step and of inference, per example (the FLOP-rate denominators);
-        for the LSTM a count by hand, 3x inference for training (XLA counts a loop body once)."""
+        for the LSTM a count by hand, 3x inference for training (XLA counts a loop body once); and the
+        dtypes it computes in (the operands of its matmuls and convolutions) and keeps its params and Adam
+        state in."""
+        dtypes = {"matmul_dtypes": matmul_dtypes(lambda p, x: self.apply(p, x, self.key, True), self.carry[0],
+                                                 self.x[:2]),
+                  "param_dtypes": float_dtypes(self.carry[0]), "opt_state_dtypes": float_dtypes(self.carry[1])}
         if getattr(self.workload, "sequence", False):
             infer = reference_lstm.matmul_flops_per_example(self.x.shape[1], self.workload.units)
-            return {"analytic_inference_flops_per_example": infer, "analytic_train_flops_per_example": 3 * infer}
+            return {"analytic_inference_flops_per_example": infer, "analytic_train_flops_per_example": 3 * infer,
+                    **dtypes}
         index, weight = self._index(None, self.n, self.steps)
         step_cost = _flops(self._step, self.carry, self.x, self.y, index, weight, jnp.zeros((), jnp.int32))
         one = jax.ShapeDtypeStruct((1, *self.x.shape[1:]), self.x.dtype)
         infer_cost = _flops(lambda p, x: self.apply(p, x, None, False), self.carry[0], one)
         return {"xla_train_flops_per_example": step_cost / self.batch if step_cost else None,
-                "xla_inference_flops_per_example": infer_cost}
+                "xla_inference_flops_per_example": infer_cost, **dtypes}
 
 
 class ReferenceScan(ReferenceJit):

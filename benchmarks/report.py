@@ -7,6 +7,8 @@ Definitions (also in README.md):
 - first step: compile plus one step, however the contender splits its work into dispatches. Full runs
   measure it in a fresh process per contender (`session.cold_start`: a 2-step first call minus one
   warm step); `--quick` estimates it as the first window minus the steady time of all its steps but one;
+- policy: the dtype policy the row trained under (float32, or mixed_bfloat16: bfloat16 compute, float32
+  params and loss); the FLOP/s column still compares with the float32 matmul peak;
 - FLOP/s: XLA's FLOP count of the reference train step per example (else 3x the inference count) times
   the throughput, against the float32 matmul peak measured in the same run; for the LSTM workloads the
   reference's matmul FLOPs counted by hand (XLA's cost analysis counts a loop body once).
@@ -99,7 +101,8 @@ def workload_figures(workload: Workload, raw: dict[str, dict], peak_gflops: floa
     cold = cold or {}
     ref = raw.get(REFERENCE)
     ref = ref if ref and ref.get("windows") else None
-    return {"workload": workload.to_json(), "data": data, "flops": f, "reference": REFERENCE if ref else None,
+    return {"workload": workload.to_json(), "policy": workload.policy, "compute_dtype": workload.compute_dtype,
+            "data": data, "flops": f, "reference": REFERENCE if ref else None,
             "contenders": {n: contender_figures(workload, r, ref, f["train_per_example"], peak_gflops, cold.get(n))
                            for n, r in raw.items()}}
 
@@ -110,14 +113,15 @@ def _fmt(x: float | None, spec: str = ",.0f") -> str:
 
 def table(doc: dict) -> str:
     """A plain-text table: one row per workload and contender."""
-    head = ["workload", "contender", "train ex/s med [min-max]", "us/step", "x ref", "1st step s",
+    head = ["workload", "policy", "contender", "train ex/s med [min-max]", "us/step", "x ref", "1st step s",
             "eval ex/s", "RSS MB", "GFLOP/s (%peak)", "loss before->after"]
     rows, notes = [], []
     for wname, w in doc["workloads"].items():
+        name, policy = w["workload"]["name"], w.get("policy", "float32")
         for cname, c in w["contenders"].items():
             if "skipped" in c or not c.get("train_examples_per_s"):
                 what = "skipped" if "skipped" in c else "FAILED"
-                rows.append([wname, cname, what] + [""] * 7)
+                rows.append([name, policy, cname, what] + [""] * 7)
                 notes.append(f"{wname}/{cname} {what}: {(c.get('skipped') or c.get('error', '?')).splitlines()[0]}")
                 continue
             t = c["train_examples_per_s"]
@@ -125,7 +129,8 @@ def table(doc: dict) -> str:
             gf = c.get("achieved_gflops")
             frac = c.get("fraction_of_matmul_peak")
             rows.append([
-                wname, cname, f"{t['median']:,.0f} [{t['min']:,.0f}-{t['max']:,.0f}]", _fmt(c.get("us_per_step")),
+                name, policy, cname, f"{t['median']:,.0f} [{t['min']:,.0f}-{t['max']:,.0f}]",
+                _fmt(c.get("us_per_step")),
                 _fmt(ratio["median"] if ratio else None, ".2f"), _fmt(c.get("first_step_s"), ".2f"),
                 _fmt((c.get("eval_examples_per_s") or {}).get("median")), _fmt(c.get("rss_peak_mb")),
                 "-" if gf is None else f"{gf:.1f}" + (f" ({100 * frac:.0f}%)" if frac else ""),

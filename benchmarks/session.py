@@ -132,7 +132,7 @@ def measure(workload: Workload, names: list[str], data_dir: Path, eval_windows: 
                     raw[n]["first_window"] = answer
                 else:
                     raw[n]["windows"].append(answer)
-                progress(f"  {workload.name} round {r}/{workload.windows} {n:<10} {answer['seconds']:8.3f} s  "
+                progress(f"  {workload.label} round {r}/{workload.windows} {n:<10} {answer['seconds']:8.3f} s  "
                          f"loss {answer['loss']:.4f}")
         for r in range(eval_windows):
             for n in _rotated(list(alive), r):
@@ -170,7 +170,7 @@ def cold_start(workload: Workload, names: list[str], data_dir: Path, progress: A
             steps = cold.steps_per_epoch
             out[n] = {"first_s": first, "again_s": again, "steps": steps,
                       "first_step_s": first - again * (steps - 1) / steps}
-            progress(f"  {workload.name} cold start {n:<10} first {steps} steps {first:7.3f} s, again {again:7.3f} s")
+            progress(f"  {workload.label} cold start {n:<10} first {steps} steps {first:7.3f} s, again {again:7.3f} s")
         except WorkerError as err:
             out[n] = {"error": str(err)}
         finally:

@@ -12,6 +12,9 @@ one-hot float32 labels; the sequence workloads have int32 token ids and float32 
 - `lstm`: the IMDB example (`examples/imdb_lstm.py`): Embedding(500, 32, mask_zero=True) -> LSTM(32) ->
   Dense(1, sigmoid) on reviews padded to 200 tokens, batch 32 (a 200-step loop of small matmuls);
 - `lstm_wide`: the same model with LSTM(128), batch 128 (the recurrent matmul starts to matter).
+
+Each workload runs under a dtype policy (`--policy`, Keras' names): "float32", or "mixed_bfloat16" for
+the image/table workloads (bfloat16 compute, float32 params, optimizer state, loss and softmax).
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from pathlib import Path
 import numpy as np
 
 DATA_DIR_ENV = "JAXNET_LITE_DATA_DIR"
+COMPUTE_DTYPES = {"float32": "float32", "mixed_bfloat16": "bfloat16"}  # policy -> what the layers compute in
+POLICIES = tuple(COMPUTE_DTYPES)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,6 +45,7 @@ class Workload:
     windows: int  # steady-state windows (after the first, which includes compilation)
     vocab: int = 0  # > 0: inputs are int32 token ids in [0, vocab), 0 the padding (the sequence workloads)
     units: int = 0  # the LSTM's units (sequence workloads)
+    policy: str = "float32"  # the dtype policy every contender trains under (a key of COMPUTE_DTYPES)
 
     @property
     def binary(self) -> bool:
@@ -51,6 +57,16 @@ class Workload:
     def sequence(self) -> bool:
         """Token-id inputs (the LSTM workloads)."""
         return self.vocab > 0
+
+    @property
+    def compute_dtype(self) -> str:
+        """What the layers compute in under `policy` (params and optimizer state stay float32)."""
+        return COMPUTE_DTYPES[self.policy]
+
+    @property
+    def label(self) -> str:
+        """The workload's key in the results: its name, with `@policy` when that is not float32."""
+        return self.name if self.policy == "float32" else f"{self.name}@{self.policy}"
 
     @property
     def steps_per_epoch(self) -> int:
@@ -84,12 +100,16 @@ QUICK = {
 }
 
 
-def get(name: str, quick: bool, windows: int | None = None, steps: int | None = None) -> Workload:
-    """The workload `name` in quick or full size; `windows` and `steps` (steps per window) override."""
+def get(name: str, quick: bool, windows: int | None = None, steps: int | None = None,
+        policy: str = "float32") -> Workload:
+    """The workload `name` in quick or full size under `policy`; `windows` and `steps` (steps per window)
+    override."""
     table = QUICK if quick else FULL
     if name not in table:
         raise SystemExit(f"unknown workload {name!r}; choose from {', '.join(table)}")
-    w = table[name]
+    if policy not in COMPUTE_DTYPES:
+        raise SystemExit(f"unknown policy {policy!r}; choose from {', '.join(POLICIES)}")
+    w = dataclasses.replace(table[name], policy=policy)
     if windows is not None:
         w = dataclasses.replace(w, windows=windows)
     if steps is not None and w.name != "mlp":  # mlp keeps all of Iris and changes the epoch count

@@ -1,5 +1,6 @@
 """Smoke test of the benchmark harness (`python -m benchmarks`): no speed is asserted, only that its
-smallest run trains every contender, measures every figure and writes a complete JSON document."""
+smallest run trains every contender, measures every figure and writes a complete JSON document, under
+float32 and under mixed_bfloat16 (one run of the harness serves both)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,10 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-CONTENDERS = ("jnl_fit", "jnl_step", "ref_jit")  # jnl_fit_dev and ref_scan: the epoch-anatomy test; peers: too slow to start
+CONTENDERS = ("jnl_fit", "jnl_step", "ref_jit")  # jnl_fit_dev, ref_scan: the epoch-anatomy test; peers: slow to start
+# mixed_bfloat16 on the MLP only: on CPU a bfloat16 CNN adds tens of seconds (its reference and jaxnet_lite
+# model are traced, not run, in test_mixed_reference_computes_what_jaxnet_lite_computes).
+LABELS = {"mlp": ("mlp", "float32"), "cnn": ("cnn", "float32"), "mlp@mixed_bfloat16": ("mlp", "mixed_bfloat16")}
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +28,7 @@ def bench(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, str]:
     shared = REPO.parent / "shared" / "data"
     if "JAXNET_LITE_DATA_DIR" not in env and (shared / "mnist").is_dir():
         env["JAXNET_LITE_DATA_DIR"] = str(shared)  # real MNIST when at hand, else the harness goes synthetic
-    cmd = [sys.executable, "-m", "benchmarks", "--quick", "--workloads", "mlp,cnn", "--windows", "1",
+    cmd = [sys.executable, "-m", "benchmarks", "--quick", "--workloads", ",".join(LABELS), "--windows", "1",
            "--steps", "4", "--contenders", ",".join(CONTENDERS), "--quiet", "--out", str(out)]
     done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, f"stdout:\n{done.stdout[-3000:]}\nstderr:\n{done.stderr[-3000:]}"
@@ -39,13 +43,14 @@ def test_document_describes_machine_and_versions(bench: tuple[dict, str]) -> Non
     assert doc["settings"]["cpu_count"] >= 1
     assert doc["matmul_peak"]["gflops_median"] > 0
     assert doc["quick"] is True and "--quick" in doc["command"]
+    assert doc["policies"] == ["float32", "mixed_bfloat16"] and doc["left_out"] == [] and doc["complete"] is True
 
 
 def test_every_contender_trained_and_was_measured(bench: tuple[dict, str]) -> None:
     doc, _ = bench
-    assert set(doc["workloads"]) == {"mlp", "cnn"}
+    assert set(doc["workloads"]) == set(LABELS)
     for wname, w in doc["workloads"].items():
-        assert w["workload"]["batch_size"] == {"mlp": 16, "cnn": 128}[wname]
+        assert w["workload"]["batch_size"] == {"mlp": 16, "cnn": 128}[LABELS[wname][0]]
         assert w["flops"]["train_per_example"] > w["flops"]["inference_per_example"] > 0
         assert w["reference"] == "ref_jit"
         ran = {n: c for n, c in w["contenders"].items() if "skipped" not in c}
@@ -61,6 +66,94 @@ def test_every_contender_trained_and_was_measured(bench: tuple[dict, str]) -> No
             assert c["rss_peak_mb"] > 0 and c["achieved_gflops"] > 0, where
             assert c["ratio_to_ref"]["median"] > 0, where
         assert ran["ref_jit"]["ratio_to_ref"]["median"] == pytest.approx(1.0)
+
+
+def test_mixed_precision_rows_ran_under_their_policy(bench: tuple[dict, str]) -> None:
+    """Each row says its policy, and each contender's worker reports what it really computed in (the
+    operands of its matmuls and convolutions) and kept its params and Adam state in."""
+    import math
+
+    doc, _ = bench
+    for label, (name, policy) in LABELS.items():
+        w = doc["workloads"][label]
+        compute = {"float32": "float32", "mixed_bfloat16": "bfloat16"}[policy]
+        assert (w["workload"]["name"], w["workload"]["policy"], w["policy"], w["compute_dtype"]) == \
+            (name, policy, policy, compute)
+        for cname in CONTENDERS:
+            c, where = w["contenders"][cname], f"{label}/{cname}"
+            assert c["info"]["matmul_dtypes"] == [compute], (where, c["info"]["matmul_dtypes"])
+            assert c["info"]["param_dtypes"] == ["float32"], (where, c["info"]["param_dtypes"])
+            assert c["info"]["opt_state_dtypes"] == ["float32"], (where, c["info"]["opt_state_dtypes"])
+            numbers = [c["loss_after"], c["accuracy_after"], c["train_examples_per_s"]["median"], *c["train_losses"]]
+            assert all(math.isfinite(x) for x in numbers), (where, numbers)
+
+
+def test_policy_selection() -> None:
+    """Contenders without a mixed-precision model are skipped with the reason; the sequence workloads run
+    under float32 only; an unknown policy is refused by name."""
+    import argparse
+
+    from benchmarks import run, workloads
+
+    ran, skipped = run._choose(["jnl_fit", "flax_nnx", "torch_eager"], "cnn", "gpu", False, "mixed_bfloat16")
+    assert ran == ["jnl_fit"]
+    for name in ("flax_nnx", "torch_eager"):  # said whether or not the package is installed
+        assert skipped[name].startswith("no mixed_bfloat16 model written for this contender"), skipped[name]
+    args = argparse.Namespace(quick=True, windows=None, steps=None)
+    chosen, left_out = run._plan(["cnn", "lstm"], ["float32", "mixed_bfloat16"], args)
+    assert [w.label for w in chosen] == ["cnn", "cnn@mixed_bfloat16", "lstm"]
+    assert left_out == ["lstm@mixed_bfloat16"]
+    chosen, _ = run._plan(["mlp", "cnn@mixed_bfloat16", "mlp@float32"], ["float32"], args)
+    assert [(w.name, w.policy) for w in chosen] == [("mlp", "float32"), ("cnn", "mixed_bfloat16")]
+    with pytest.raises(SystemExit, match="unknown policy 'mixed_float8'"):
+        workloads.get("cnn", True, policy="mixed_float8")
+
+
+def test_mixed_reference_computes_what_jaxnet_lite_computes() -> None:
+    """Under mixed_bfloat16 the hand-written MLP and jaxnet_lite's give the same predictions from the same
+    params, and both run their matmuls on bfloat16 operands."""
+    import dataclasses
+
+    import jax
+    import numpy as np
+
+    from benchmarks import reference_jax, workloads
+    from benchmarks.dtypes_seen import matmul_dtypes
+    from benchmarks.jnl_contenders import build_model
+    from jaxnet_lite import mixed_precision
+
+    spec = dataclasses.replace(workloads.FULL["mlp"], policy="mixed_bfloat16")
+    mixed_precision.set_global_policy(spec.policy)
+    try:
+        model = build_model(spec)
+    finally:
+        mixed_precision.set_global_policy(None)
+    params, state = model.init(jax.random.key(0), spec.input_shape)
+    dense = [params[k] for k in sorted(params, key=lambda k: int(k.rsplit("_", 1)[-1]) if "_" in k else 0)]
+    ref_params = {f"dense{i}": {"w": p["kernel"], "b": p["bias"]} for i, p in enumerate(dense)}
+    _, apply = reference_jax.model_for(spec)
+    x = np.random.default_rng(0).normal(size=(8, 4)).astype(np.float32)
+    expected = jax.jit(lambda p, s, x: model.apply(p, s, x)[0])(params, state, x)
+    logits = jax.jit(apply)(ref_params, x)
+    assert logits.dtype == np.float32 and all(p["kernel"].dtype == np.float32 for p in dense)
+    np.testing.assert_allclose(np.asarray(jax.nn.softmax(logits)), np.asarray(expected, np.float32), atol=1e-2)
+    assert matmul_dtypes(apply, ref_params, x) == ["bfloat16"]
+    assert matmul_dtypes(lambda p, s, x: model.apply(p, s, x)[0], params, state, x) == ["bfloat16"]
+
+    cnn = dataclasses.replace(workloads.FULL["cnn"], policy="mixed_bfloat16")  # traced only: its convolutions too
+    mixed_precision.set_global_policy(cnn.policy)
+    try:
+        model = build_model(cnn)
+    finally:
+        mixed_precision.set_global_policy(None)
+    params, state = model.init(jax.random.key(0), cnn.input_shape)
+    images, key = np.zeros((2, 28, 28, 1), np.float32), jax.random.key(1)
+    forward = lambda p, s, x: model.apply(p, s, x, rng=key, training=True)[0]  # noqa: E731
+    assert matmul_dtypes(forward, params, state, images) == ["bfloat16"]
+    init, apply = reference_jax.model_for(cnn)
+    assert matmul_dtypes(lambda p, x: apply(p, x, key, True), init(key), images) == ["bfloat16"]
+    assert matmul_dtypes(lambda p, x: reference_jax.model_for("cnn")[1](p, x, key, True), init(key), images) == \
+        ["float32"]
 
 
 def test_slow_contenders_are_left_out_on_cpu_unless_asked() -> None:
@@ -123,7 +216,11 @@ def test_reference_lstm_matches_jaxnet_lite() -> None:
 
 def test_table_on_stdout(bench: tuple[dict, str]) -> None:
     _, stdout = bench
-    assert "train ex/s" in stdout and "jnl_fit" in stdout and "ref_jit" in stdout
+    assert "train ex/s" in stdout and "policy" in stdout
+    rows = [line.split() for line in stdout.splitlines()]
+    for name, policy in LABELS.values():
+        for cname in CONTENDERS:
+            assert [name, policy, cname] in [r[:3] for r in rows], (name, policy, cname)
 
 
 def test_reference_does_not_import_jaxnet_lite() -> None:
@@ -161,16 +258,19 @@ def test_device_run_script_names_what_exists() -> None:
 
 @pytest.mark.slow
 def test_device_run_script_smoke(tmp_path: Path) -> None:
-    """`benchmarks/device_run.sh` (the prepared GPU-machine check) runs end to end in its quick mode."""
-    env = {**os.environ, "DEVICE_RUN_QUICK": "1", "DEVICE_RUN_ANATOMY": "1", "OUT": str(tmp_path),
-           "PYTHON": sys.executable}
+    """`benchmarks/device_run.sh` (the prepared GPU-machine check) runs end to end in its quick mode, with
+    its optional steps."""
+    env = {**os.environ, "DEVICE_RUN_QUICK": "1", "DEVICE_RUN_ANATOMY": "1", "DEVICE_RUN_SEQUENCE": "1",
+           "OUT": str(tmp_path), "PYTHON": sys.executable}
     done = subprocess.run(["bash", str(REPO / "benchmarks" / "device_run.sh")], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, f"stdout:\n{done.stdout[-3000:]}\nstderr:\n{done.stderr[-3000:]}"
     assert "tests exit status: 0" in done.stdout
     assert "jax" in (tmp_path / "env.txt").read_text()
     doc = json.loads((tmp_path / "bench.json").read_text())
-    assert set(doc["workloads"]) == {"cnn", "mlp"}
+    assert set(doc["workloads"]) == {"cnn", "mlp", "mlp@mixed_bfloat16"} and doc["complete"] is True
+    assert "sequence exit status: 0" in done.stdout and "char_gpt exit status: 0" in done.stdout
+    assert set(json.loads((tmp_path / "sequence.json").read_text())["workloads"]) == {"lstm"}
     assert "epoch anatomy exit status: 0" in done.stdout
     assert set(json.loads((tmp_path / "anatomy.json").read_text())["contenders"]) == {"jnl_fit", "jnl_fit_dev",
                                                                                       "ref_scan"}
@@ -188,3 +288,13 @@ def test_epoch_anatomy_splits_epoch_and_step_costs(tmp_path: Path) -> None:
     for name in epoch_anatomy.CONTENDERS:
         seconds = doc["contenders"][name]["seconds_per_epoch"]
         assert set(seconds) == {"1", "2"} and all(s > 0 for s in seconds.values()), name
+
+
+def test_tutorial_accuracy_takes_a_policy(capsys: pytest.CaptureFixture) -> None:
+    """`benchmarks.tutorial_accuracy --policy` accepts the policies it can train under and refuses others."""
+    from benchmarks import tutorial_accuracy
+
+    with pytest.raises(SystemExit) as refused:
+        tutorial_accuracy.main(["--policy", "mixed_bfloat61"])
+    assert refused.value.code == 2 and "mixed_bfloat16" in capsys.readouterr().err
+    assert "mixed_bfloat16" in tutorial_accuracy.POLICIES and "float32" in tutorial_accuracy.POLICIES
