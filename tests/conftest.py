@@ -14,6 +14,15 @@ settings.register_profile("dev", max_examples=60, deadline=None, suppress_health
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+# XLA:CPU compiles slowly (a `jax.random.uniform` of a new shape takes about a second), and the suite
+# compiles the same small programs in many processes: both xdist workers and every subprocess a test
+# starts. JAX's persistent compilation cache, shared through the environment, compiles each once per
+# machine. JAX reads these variables when it is imported, which no test has done yet.
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(REPO_ROOT / ".cache" / "jax-compilation"))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.1")
+os.environ.setdefault("JAX_COMPILATION_CACHE_MAX_SIZE", str(2 << 30))
+
 SHARED_DATA = Path(os.environ.get("JAXNET_LITE_DATA_DIR", REPO_ROOT.parent / "shared" / "data"))
 
 
