@@ -4,8 +4,9 @@
   exactly the tutorial (it is `Trainer.fit` underneath: `compile` only attaches a `Trainer`);
 - `JnlFitDevice` ("jnl_fit_dev"): the same on arrays put on the device once beforehand;
 - `JnlStep` ("jnl_step"): `make_train_step` + `TrainState.create` in a plain Python loop over
-  device-resident batches (the data is put on the device once; each epoch one jitted call permutes it
-  and cuts the batches, see `batches.py`; a short last batch stays short, as a user would write it).
+  `jaxnet_lite.data.DeviceBatches` (the data is put on the device once; each epoch one jitted call
+  permutes its indices, and each step gathers its rows inside its own program; a short last batch stays
+  short, as a user would write it).
 
 Each sets the workload's dtype policy as the global policy before building its model, as a user of
 `mixed_precision.set_global_policy` does (the worker is its own process, so nothing else sees it).
@@ -21,9 +22,9 @@ import optax
 
 import jaxnet_lite as jnl
 from jaxnet_lite import mixed_precision
+from jaxnet_lite.data import DeviceBatches
 from jaxnet_lite.host_allocator import tune_for_backend
 from benchmarks import workloads
-from benchmarks.batches import epoch_batches
 from benchmarks.dtypes_seen import float_dtypes, matmul_dtypes
 from benchmarks.reference_lstm import matmul_flops_per_example
 from jaxnet_lite.layers import LSTM, Conv2D, Dense, Dropout, Embedding, Flatten, MaxPooling2D
@@ -116,7 +117,8 @@ def _resolved_spe(model: Any, steps: int) -> int:
 
 
 class JnlStep:
-    """`make_train_step` in a plain loop over batches sliced from device-resident, per-epoch permuted data.
+    """`make_train_step` in a plain loop over `DeviceBatches`: the data on the device once, each epoch
+    permuted there, and each step's rows gathered inside the step's own program (one dispatch per step).
 
     The pure step leaves the process alone, so this loop tunes the host allocator itself on CPU, as the
     README tells users of their own loops to do (`fit` does it for its users)."""
@@ -127,19 +129,19 @@ class JnlStep:
         self.workload = workload
         self.batch = workload.batch_size
         x, y, x_test, y_test = arrays
-        self.x, self.y = jax.device_put(x), jax.device_put(y)
+        self.batches = DeviceBatches((x, y), self.batch, seed=seed + 1)
+        self.x = self.batches.data[0]
         self.x_test, self.y_test = jax.device_put(x_test), jax.device_put(y_test)
         self.model = build_model(workload)
         optimizer = optax.adam(1e-3)
         self.step = jnl.make_train_step(self.model, loss_name(workload), optimizer, metrics=["accuracy"])
         self.eval_step = jnl.make_eval_step(self.model, loss_name(workload), metrics=["accuracy"])
         self.ts = jnl.TrainState.create(self.model, optimizer, seed, input_shape=workload.input_shape)
-        self.key = jax.random.key(seed + 1)
         self.epoch = 0
 
     def train(self, epochs: int) -> float:
         for _ in range(epochs):
-            for batch in epoch_batches(self.key, self.epoch, self.x, self.y, self.batch):
+            for batch in self.batches.epoch(self.epoch):
                 self.ts, logs = self.step(self.ts, batch)
             self.epoch += 1
         return float(logs["loss"])  # the last batch's loss; the only host sync of the window

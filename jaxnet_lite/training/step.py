@@ -27,6 +27,7 @@ from jaxnet_lite.core.dtype_policy import cast_floating
 from jaxnet_lite.core.layer import activity_losses
 from jaxnet_lite.loss_scaling import loss_scale_of, scaled_loss
 from jaxnet_lite.core.shapes import as_float
+from jaxnet_lite.data.device_batches import RowBatch
 from jaxnet_lite.training.state import TrainState
 from jaxnet_lite.training.weighting import WeightedLabels, split_sample_weight, weighted
 
@@ -256,7 +257,10 @@ def batch_means(sums: dict) -> dict:
 
 
 def _as_batch(batch: Batch) -> tuple[Any, Any, jax.Array]:
-    """`(x, labels, valid)`: a `(x, y, w)` batch's weights travel with its labels."""
+    """`(x, labels, valid)`: a `(x, y, w)` batch's weights travel with its labels; a `RowBatch` of
+    device-resident data is gathered here, inside the compiled step."""
+    if isinstance(batch, RowBatch):
+        batch = batch.rows()
     x, y, *rest = batch
     valid = jnp.ones((jax.tree.leaves(x)[0].shape[0],), jnp.float32)
     if rest:
@@ -268,6 +272,9 @@ def make_train_step(model: Layer, loss: Any, optimizer: Any, metrics: Sequence[A
                     loss_weights: Any = None, weighted_metrics: Sequence[Any] = (), jit: bool = True,
                     donate: bool = True) -> Callable[[TrainState, Batch], tuple[TrainState, dict]]:
     """`step(train_state, (x, y[, sample_weight])) -> (train_state, logs)`: forward, grad, Optax update.
+
+    The batch may also be a `data.RowBatch` (from `data.DeviceBatches`): its rows are cut from data already
+    on the device inside this step's own program, so a loop over them dispatches once per step.
 
     `logs` holds the batch means of the loss and metrics as device scalars (no host sync). With
     `donate=True` the old train state's buffers are reused: do not touch it after the call. The weights
@@ -289,7 +296,7 @@ def make_train_step(model: Layer, loss: Any, optimizer: Any, metrics: Sequence[A
 
 def make_eval_step(model: Layer, loss: Any, metrics: Sequence[Any] = (), *, loss_weights: Any = None,
                    weighted_metrics: Sequence[Any] = (), jit: bool = True) -> Callable[[Any, Any, Batch], dict]:
-    """`eval_step(params, state, (x, y[, sample_weight])) -> logs` in inference mode (batch means)."""
+    """`eval_step(params, state, (x, y[, sample_weight]) or a RowBatch) -> logs` in inference mode (batch means)."""
     objective = Objective.create(model, loss, loss_weights)
     metric_set = MetricSet(list(metrics), objective.loss.name, list(weighted_metrics or ()))
 
