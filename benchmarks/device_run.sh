@@ -17,6 +17,8 @@
 # DEVICE_RUN_SEQUENCE=1 adds the sequence workloads, each step time-limited: the IMDB LSTMs
 # (sequence.log, sequence.json) and the character-level GPT race (char_gpt.log, char_gpt.json).
 # DEVICE_RUN_ANATOMY=1 adds `python -m benchmarks.epoch_anatomy` (anatomy.log, anatomy.json).
+# DEVICE_RUN_PROFILE=1 adds `python -m benchmarks.profile_step` on the MLP: each contender's dispatches,
+# launch time and kernels from a jax.profiler trace (profile.log, profile.json, traces/ for Perfetto).
 # The peers (keras_jax, flax_nnx, torch_eager) under float32, in one run of about five minutes:
 #   DEVICE_RUN_TESTS=0 DEVICE_RUN_BENCH_LIMIT=250 DEVICE_RUN_BENCH="--workloads cnn,mlp,wide --windows 2
 #   --contenders jnl_fit,ref_jit,keras_jax,flax_nnx,torch_eager --no-cold-start" bash benchmarks/device_run.sh
@@ -34,6 +36,7 @@ if [ "${DEVICE_RUN_QUICK:-0}" = 1 ]; then
   bench=(--quick --workloads cnn,mlp,mlp@mixed_bfloat16 --windows 1 --steps 4 --contenders jnl_fit,ref_jit)
   sequence=(--quick --workloads lstm --windows 1 --steps 2 --contenders jnl_fit,ref_jit)
   gpt=(--quick --contenders jnl_step,ref_gpt)
+  profile=(--quick --workload mlp --contenders jnl_fit_dev,ref_jit)
   test_limit=120 bench_limit=240 sequence_limit=240
 else
   # At most 100 s of tests and 200 s of benchmark: on an H200 each of the six workload/policy pairs costs
@@ -44,6 +47,7 @@ else
          --contenders "$contenders")
   sequence=(--workloads lstm,lstm_wide --windows 2 --eval-windows 1 --no-cold-start --contenders "$contenders")
   gpt=(--iters 500 --windows 4)
+  profile=(--workload mlp --contenders "$contenders")
   test_limit=100 bench_limit=200 sequence_limit=120
 fi
 
@@ -95,5 +99,11 @@ if [ "${DEVICE_RUN_ANATOMY:-0}" = 1 ]; then
   [ "${DEVICE_RUN_QUICK:-0}" = 1 ] && anatomy=(--repeats 1,2 --rounds 1 --steps 16)
   timeout 150 "$PY" -m benchmarks.epoch_anatomy "${anatomy[@]}" --out "$OUT/anatomy.json" >"$OUT/anatomy.log" 2>&1
   echo "epoch anatomy exit status: $?"; tail -n 8 "$OUT/anatomy.log"
+fi
+if [ "${DEVICE_RUN_PROFILE:-0}" = 1 ]; then
+  echo "== profile (limit 150s)"
+  timeout 150 "$PY" -m benchmarks.profile_step "${profile[@]}" --keep "$OUT/traces" --out "$OUT/profile.json" \
+    >"$OUT/profile.log" 2>&1
+  echo "profile exit status: $?"; head -n 12 "$OUT/profile.log"
 fi
 exit "$status"

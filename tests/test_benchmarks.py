@@ -261,7 +261,7 @@ def test_device_run_script_smoke(tmp_path: Path) -> None:
     """`benchmarks/device_run.sh` (the prepared GPU-machine check) runs end to end in its quick mode, with
     its optional steps."""
     env = {**os.environ, "DEVICE_RUN_QUICK": "1", "DEVICE_RUN_ANATOMY": "1", "DEVICE_RUN_SEQUENCE": "1",
-           "OUT": str(tmp_path), "PYTHON": sys.executable}
+           "DEVICE_RUN_PROFILE": "1", "OUT": str(tmp_path), "PYTHON": sys.executable}
     done = subprocess.run(["bash", str(REPO / "benchmarks" / "device_run.sh")], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, f"stdout:\n{done.stdout[-3000:]}\nstderr:\n{done.stderr[-3000:]}"
@@ -274,6 +274,8 @@ def test_device_run_script_smoke(tmp_path: Path) -> None:
     assert "epoch anatomy exit status: 0" in done.stdout
     assert set(json.loads((tmp_path / "anatomy.json").read_text())["contenders"]) == {"jnl_fit", "jnl_fit_dev",
                                                                                       "ref_scan"}
+    assert "profile exit status: 0" in done.stdout
+    assert [r["contender"] for r in json.loads((tmp_path / "profile.json").read_text())] == ["jnl_fit_dev", "ref_jit"]
 
 
 def test_epoch_anatomy_splits_epoch_and_step_costs(tmp_path: Path) -> None:
