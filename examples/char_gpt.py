@@ -93,7 +93,9 @@ class GPT(Serial):
     def call(self, params, state, x, *, rng=None, training=False):
         h, state = super().call(params, state, x, rng=rng, training=training)
         embeddings = params["embedding"]["token_embedding"]["embeddings"]
-        return jnp.einsum("btd,vd->btv", h, embeddings), state
+        # One 2-D matmul over the folded (batch * time) axis: its gradients need no transposed copies on CPU.
+        logits = h.reshape(-1, h.shape[-1]) @ embeddings.T
+        return logits.reshape(*h.shape[:-1], -1), state
 
     def compute_output_shape(self, input_shape):
         return (*super().compute_output_shape(input_shape)[:-1], self.vocab_size)

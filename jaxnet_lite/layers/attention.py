@@ -22,6 +22,7 @@ from jaxnet_lite.layers.core import (
     check_positive_int,
     get_initializer,
 )
+from jaxnet_lite.layers.matmul import matmul_last_axis
 
 _TENSORS = ("query", "value", "key")
 _MASKS = ("attention_mask", "query_mask", "value_mask", "key_mask")
@@ -328,8 +329,7 @@ class MultiHeadAttention(Layer):
             )
         out = params["attention_output"]
         kernel = out["kernel"]
-        y = jnp.einsum("btnh,nho->bto", o, kernel.reshape(self.num_heads, self.value_dim, -1))
-        y = y.reshape(*y.shape[:2], *kernel.shape[2:])
+        y = matmul_last_axis(o.reshape(*o.shape[:2], -1), kernel.reshape(-1, *kernel.shape[2:]))
         if self.use_bias:
             y = y + out["bias"]
         return ([y, scores] if self.return_attention_scores else y), state
@@ -369,7 +369,7 @@ class MultiHeadAttention(Layer):
         return self.implementation in (None, "dot_product_attention")
 
     def _project(self, p: dict[str, jax.Array], x: jax.Array) -> jax.Array:
-        y = jnp.einsum("btd,dnh->btnh", x, p["kernel"])
+        y = matmul_last_axis(x, p["kernel"])
         return y + p["bias"] if self.use_bias else y
 
     def _input_masks(self, parts: dict[str, Any], mask: Any) -> dict[str, jax.Array | None]:

@@ -13,6 +13,7 @@ import jax.numpy as jnp
 from jaxnet_lite import activations, initializers
 from jaxnet_lite.core import Layer, LayerError, shape_str
 from jaxnet_lite.core.shapes import as_float, as_int, as_ints, normalize_shape, spell
+from jaxnet_lite.layers.matmul import matmul_last_axis
 
 
 class ActivationMixin:
@@ -119,7 +120,7 @@ class Dense(ActivationMixin, Layer):
                 f"expects input of shape (batch, ..., {kernel.shape[0]}) to match its kernel "
                 f"{tuple(kernel.shape)}, got {tuple(x.shape)}"
             )
-        y = jnp.matmul(x, kernel)
+        y = matmul_last_axis(x, kernel)
         if self.use_bias:
             y = y + params["bias"]
         return self.activation(y), state
