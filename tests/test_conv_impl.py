@@ -33,15 +33,14 @@ def test_im2col_matches_xla(case, seed):
     im2col = LAYERS[rank](filters, kernel, padding=padding, implementation="im2col")
     params, state = xla.init(jax.random.key(seed), shape)
     x = make_input(shape, 2, seed)
-    y_xla, _ = xla.apply(params, state, x)
-    y_col, _ = im2col.apply(params, state, x)
+
+    def outputs_and_grads(layer):  # one compiled program per layer and case (op by op compiled far more)
+        loss = lambda p, xx: jnp.sum(jnp.sin(layer.apply(p, state, xx)[0]))  # noqa: E731
+        return jax.jit(lambda p, xx: (layer.apply(p, state, xx)[0], jax.grad(loss, argnums=(0, 1))(p, xx)))(params, x)
+
+    y_xla, g_xla = outputs_and_grads(xla)
+    y_col, g_col = outputs_and_grads(im2col)
     np.testing.assert_allclose(np.asarray(y_col), np.asarray(y_xla), rtol=1e-5, atol=1e-5)
-
-    def loss(layer):
-        return lambda p, xx: jnp.sum(jnp.sin(layer.apply(p, state, xx)[0]))
-
-    g_xla = jax.grad(loss(xla), argnums=(0, 1))(params, x)
-    g_col = jax.grad(loss(im2col), argnums=(0, 1))(params, x)
     assert_trees_close(g_col, g_xla, atol=1e-4, rtol=1e-4, what="gradients")
 
 
