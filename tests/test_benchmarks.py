@@ -122,12 +122,15 @@ def test_mixed_reference_computes_what_jaxnet_lite_computes() -> None:
     from benchmarks.jnl_contenders import build_model
     from jaxnet_lite import mixed_precision
 
+    def build_under_policy(spec):
+        mixed_precision.set_global_policy(spec.policy)
+        try:
+            return build_model(spec)
+        finally:
+            mixed_precision.set_global_policy(None)
+
     spec = dataclasses.replace(workloads.FULL["mlp"], policy="mixed_bfloat16")
-    mixed_precision.set_global_policy(spec.policy)
-    try:
-        model = build_model(spec)
-    finally:
-        mixed_precision.set_global_policy(None)
+    model = build_under_policy(spec)
     params, state = model.init(jax.random.key(0), spec.input_shape)
     dense = [params[k] for k in sorted(params, key=lambda k: int(k.rsplit("_", 1)[-1]) if "_" in k else 0)]
     ref_params = {f"dense{i}": {"w": p["kernel"], "b": p["bias"]} for i, p in enumerate(dense)}
@@ -141,11 +144,7 @@ def test_mixed_reference_computes_what_jaxnet_lite_computes() -> None:
     assert matmul_dtypes(lambda p, s, x: model.apply(p, s, x)[0], params, state, x) == ["bfloat16"]
 
     cnn = dataclasses.replace(workloads.FULL["cnn"], policy="mixed_bfloat16")  # traced only: its convolutions too
-    mixed_precision.set_global_policy(cnn.policy)
-    try:
-        model = build_model(cnn)
-    finally:
-        mixed_precision.set_global_policy(None)
+    model = build_under_policy(cnn)
     params, state = model.init(jax.random.key(0), cnn.input_shape)
     images, key = np.zeros((2, 28, 28, 1), np.float32), jax.random.key(1)
     forward = lambda p, s, x: model.apply(p, s, x, rng=key, training=True)[0]  # noqa: E731

@@ -21,6 +21,8 @@ import numpy as np
 from jax import lax
 from jax.custom_derivatives import SymbolicZero
 
+from jaxnet_lite.layers.matmul import matmul_last_axis
+
 _SPATIAL = {1: "W", 2: "HW", 3: "DHW"}
 
 
@@ -58,8 +60,7 @@ def patches(x: jax.Array, window: Sequence[int]) -> jax.Array:
 
 
 def _patches_matmul(cols: jax.Array, kernel: jax.Array) -> jax.Array:
-    flat = kernel.reshape(-1, kernel.shape[-1])
-    return jnp.matmul(cols.reshape(-1, flat.shape[0]), flat).reshape(*cols.shape[:-1], kernel.shape[-1])
+    return matmul_last_axis(cols, kernel.reshape(-1, kernel.shape[-1]))
 
 
 def conv_xla(x: jax.Array, kernel: jax.Array) -> jax.Array:

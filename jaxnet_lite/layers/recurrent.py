@@ -30,6 +30,7 @@ from jaxnet_lite.core import Layer, LayerError, shape_str, split_rng
 from jaxnet_lite.core.masking import as_bool_mask
 from jaxnet_lite.core.shapes import as_int
 from jaxnet_lite.layers.core import check_float, check_positive_int, get_initializer
+from jaxnet_lite.layers.matmul import matmul_last_axis
 
 _RATE = dict(within=lambda v: 0.0 <= v < 1.0, requirement="a number in [0, 1)")
 
@@ -387,7 +388,7 @@ def _unroll(owner: str, unroll: Any) -> bool | int:
 
 def _project(x: jax.Array, kernel: jax.Array, bias: jax.Array | None) -> jax.Array:
     """`x @ kernel + bias` over the last axis (one step (batch, features) or all (time, batch, features))."""
-    z = jnp.matmul(x, kernel)
+    z = matmul_last_axis(x, kernel)
     return z if bias is None else z + bias
 
 
