@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxnet_lite.core import Layer, LayerError, shape_str
+from jaxnet_lite.core.random_masks import bernoulli
 from jaxnet_lite.core.shapes import as_int, as_ints, spell
 from jaxnet_lite.layers.core import (
     check_float,
@@ -72,7 +73,7 @@ def einsum_attention(
     weights = weights.astype(query.dtype)
     used = weights
     if rng is not None and dropout > 0.0:
-        keep = jax.random.bernoulli(rng, 1.0 - dropout, weights.shape)
+        keep = bernoulli(rng, 1.0 - dropout, weights.shape)
         used = jnp.where(keep, weights / jnp.asarray(1.0 - dropout, weights.dtype), jnp.zeros((), weights.dtype))
     return jnp.einsum("bnts,bsnh->btnh", used, value), weights
 

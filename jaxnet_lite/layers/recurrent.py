@@ -28,6 +28,7 @@ from jax import lax
 from jaxnet_lite import activations
 from jaxnet_lite.core import Layer, LayerError, shape_str, split_rng
 from jaxnet_lite.core.masking import as_bool_mask
+from jaxnet_lite.core.random_masks import bernoulli
 from jaxnet_lite.core.shapes import as_int
 from jaxnet_lite.layers.core import check_float, check_positive_int, get_initializer
 from jaxnet_lite.layers.matmul import matmul_last_axis
@@ -394,5 +395,5 @@ def _project(x: jax.Array, kernel: jax.Array, bias: jax.Array | None) -> jax.Arr
 
 def _dropout_mask(key: jax.Array, rate: float, shape: Sequence[int], dtype: Any) -> jax.Array:
     """One inverted-dropout mask, reused at every time step (Keras' recurrent dropout)."""
-    keep = jax.random.bernoulli(key, 1.0 - rate, tuple(shape))
+    keep = bernoulli(key, 1.0 - rate, shape)
     return keep.astype(dtype) / jnp.asarray(1.0 - rate, dtype)

@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxnet_lite.core import Layer, LayerError
+from jaxnet_lite.core.random_masks import bernoulli
 from jaxnet_lite.core.shapes import as_int, spell
 from jaxnet_lite.layers.core import check_float, check_int
 
@@ -42,7 +43,7 @@ class Dropout(Layer):
                 raise self.error(f"noise_shape {self.noise_shape} must have rank {x.ndim} like input {tuple(x.shape)}")
             shape = tuple(d if n is None else n for n, d in zip(self.noise_shape, x.shape))
         keep = 1.0 - self.rate
-        mask = jax.random.bernoulli(rng, keep, shape)
+        mask = bernoulli(rng, keep, shape)
         return jnp.where(mask, x / jnp.asarray(keep, x.dtype), jnp.zeros((), x.dtype)), state
 
     def compute_output_shape(self, input_shape):

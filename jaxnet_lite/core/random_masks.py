@@ -1,0 +1,77 @@
+"""Bernoulli masks (dropout) equal to `jax.random.bernoulli`'s, computed as one elementwise pass.
+
+JAX lowers its threefry hash on the CPU as a loop of five iterations, which XLA:CPU runs as a `while`
+loop making a pass over the whole array per iteration. The same hash written out round by round fuses
+into the mask's own elementwise kernel instead. `bernoulli` computes exactly the bits JAX would (for a
+threefry key with JAX's default partitionable bit layout) and turns them into uniforms as
+`jax.random.uniform` does, so a mask is identical to `jax.random.bernoulli(key, p, shape)`: seeds keep
+their meaning, on every backend. Anything else (another key implementation, a half-precision `p`, more
+than 2**32 values) is handed to `jax.random.bernoulli` itself.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+_ROTATIONS = ((13, 15, 26, 6), (17, 29, 16, 24))
+_KEY_PARITY = np.uint32(0x1BD11BDA)
+_MAX_VALUES = 2**32  # the counters' high word is zero below this, which the hash below assumes
+
+
+def _rotate_left(x: jax.Array, bits: int) -> jax.Array:
+    return lax.shift_left(x, np.uint32(bits)) | lax.shift_right_logical(x, np.uint32(32 - bits))
+
+
+def threefry2x32(k1: jax.Array, k2: jax.Array, x1: jax.Array, x2: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Threefry-2x32 with 20 rounds (Salmon et al., 2011), written out round by round in `jnp` ops."""
+    keys = (k1, k2, k1 ^ k2 ^ _KEY_PARITY)
+    x1, x2 = x1 + keys[0], x2 + keys[1]
+    for block in range(5):
+        for rotation in _ROTATIONS[block % 2]:
+            x1 = x1 + x2
+            x2 = x1 ^ _rotate_left(x2, rotation)
+        x1 = x1 + keys[(block + 1) % 3]
+        x2 = x2 + keys[(block + 2) % 3] + np.uint32(block + 1)
+    return x1, x2
+
+
+def random_bits(key: jax.Array, shape: Sequence[int], width: int = 32) -> jax.Array:
+    """`jax.random.bits(key, shape)` of `width` 32 or 64 for a threefry key (fewer than 2**32 values)."""
+    data = jax.random.key_data(key)
+    counters = lax.iota(np.uint32, math.prod(shape)).reshape(shape)
+    hi, lo = threefry2x32(data[..., 0], data[..., 1], jnp.zeros_like(counters), counters)
+    if width == 32:
+        return hi ^ lo
+    return lax.shift_left(hi.astype(np.uint64), np.uint64(32)) | lo.astype(np.uint64)
+
+
+def _uniform(key: jax.Array, shape: tuple[int, ...], dtype: np.dtype) -> jax.Array:
+    """`jax.random.uniform(key, shape, dtype)` in [0, 1) for float32 or float64: random mantissa bits."""
+    finfo = jnp.finfo(dtype)
+    uint = np.dtype(f"uint{finfo.bits}")
+    bits = random_bits(key, shape, finfo.bits)
+    one = np.array(1.0, dtype).view(uint)
+    mantissa = lax.shift_right_logical(bits, uint.type(finfo.bits - finfo.nmant)) | one
+    return lax.bitcast_convert_type(mantissa, dtype) - np.array(1.0, dtype)
+
+
+def _is_fast(key: jax.Array, dtype: np.dtype, shape: tuple[int, ...]) -> bool:
+    return (isinstance(key, jax.Array) and jnp.issubdtype(key.dtype, jax.dtypes.prng_key)
+            and str(jax.random.key_impl(key)) == "threefry2x32" and jax.config.jax_threefry_partitionable
+            and dtype in (np.dtype(np.float32), np.dtype(np.float64)) and 0 < math.prod(shape) < _MAX_VALUES)
+
+
+def bernoulli(key: jax.Array, p: float | jax.Array, shape: Sequence[int]) -> jax.Array:
+    """A boolean mask of `shape`, True with probability `p`: the values of `jax.random.bernoulli(key, p, shape)`."""
+    shape = tuple(int(d) for d in shape)
+    p = jnp.asarray(p)
+    dtype = np.dtype(p.dtype)
+    if not _is_fast(key, dtype, shape):
+        return jax.random.bernoulli(key, p, shape)
+    return _uniform(key, shape, dtype) < p

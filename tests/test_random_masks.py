@@ -1,0 +1,92 @@
+"""Dropout masks from the unrolled threefry hash: equal to `jax.random.bernoulli`, bit for bit, and no loop.
+
+`jaxnet_lite.core.random_masks.bernoulli` is what Dropout, attention dropout and recurrent dropout draw
+their masks with. Equality with JAX's own sampler (every shape, rate, key and precision drawn here, under
+jit and vmap) means a seed gives the same mask it gave before, so dropout's statistics and reproducibility
+are JAX's; the compiled program must not contain the `while` loop the change removes.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from jaxnet_lite import layers as L
+from jaxnet_lite.core.random_masks import bernoulli, random_bits
+
+SHAPES = st.lists(st.integers(1, 9), min_size=0, max_size=4).map(tuple)
+RATES = st.floats(0.0, 1.0, allow_nan=False)
+
+
+@given(shape=SHAPES, p=RATES, seed=st.integers(0, 2**31 - 1))
+def test_mask_equals_jax_bernoulli(shape, p, seed):
+    both = jax.jit(lambda k, q: (bernoulli(k, q, shape), jax.random.bernoulli(k, q, shape)))  # one compile
+    mine, theirs = both(jax.random.key(seed), p)
+    np.testing.assert_array_equal(mine, theirs)
+
+
+@pytest.mark.parametrize("width", [32, 64])
+def test_bits_equal_jax_bits(width):
+    dtype = {32: jnp.uint32, 64: jnp.uint64}[width]
+    with jax.enable_x64(width == 64):
+        for seed, shape in [(0, (7,)), (123, (3, 5, 2)), (2**31 - 1, (1,))]:
+            key = jax.random.key(seed)
+            np.testing.assert_array_equal(random_bits(key, shape, width), jax.random.bits(key, shape, dtype))
+
+
+def test_float64_rates_draw_64_bit_uniforms_as_jax_does():
+    with jax.enable_x64(True):
+        key = jax.random.key(5)
+        for p in (0.3, np.float64(0.7), jnp.asarray(0.5, jnp.float64)):
+            np.testing.assert_array_equal(bernoulli(key, p, (4, 33)), jax.random.bernoulli(key, p, (4, 33)))
+
+
+def test_equal_under_jit_vmap_and_with_a_traced_rate():
+    keys = jax.random.split(jax.random.key(11), 4)
+    mine = jax.jit(jax.vmap(lambda k, p: bernoulli(k, p, (6, 5))))(keys, jnp.linspace(0.1, 0.9, 4))
+    theirs = jax.vmap(lambda k, p: jax.random.bernoulli(k, p, (6, 5)))(keys, jnp.linspace(0.1, 0.9, 4))
+    np.testing.assert_array_equal(mine, theirs)
+
+
+@pytest.mark.parametrize("case", ["rbg key", "float16 rate", "empty shape"])
+def test_other_keys_and_rates_are_left_to_jax(case):
+    key = jax.random.key(3, impl="rbg") if case == "rbg key" else jax.random.key(3)
+    p = jnp.asarray(0.4, jnp.float16) if case == "float16 rate" else 0.4
+    shape = (0, 3) if case == "empty shape" else (5, 8)
+    np.testing.assert_array_equal(bernoulli(key, p, shape), jax.random.bernoulli(key, p, shape))
+
+
+def test_frequency_matches_the_rate():
+    """Over a million draws the kept fraction is within five standard errors of `p`."""
+    n = 1 << 20
+    for i, p in enumerate((0.1, 0.5, 0.8)):
+        kept = float(jnp.mean(bernoulli(jax.random.key(i), p, (n,))))
+        assert abs(kept - p) < 5 * np.sqrt(p * (1 - p) / n), (p, kept)
+
+
+def test_dropout_keeps_its_statistics_and_is_reproducible():
+    layer = L.Dropout(0.3)
+    x = jnp.ones((256, 512))
+    y1, _ = layer.apply({}, {}, x, rng=jax.random.key(0), training=True)
+    y2, _ = layer.apply({}, {}, x, rng=jax.random.key(0), training=True)
+    y3, _ = layer.apply({}, {}, x, rng=jax.random.key(1), training=True)
+    np.testing.assert_array_equal(y1, y2)
+    assert not np.array_equal(y1, y3)
+    kept = np.asarray(y1) != 0
+    assert set(np.unique(np.asarray(y1))) == {0.0, np.float32(1 / 0.7)}  # inverted dropout's scaling
+    assert abs(kept.mean() - 0.7) < 5 * np.sqrt(0.21 / kept.size)
+    assert abs(float(jnp.mean(y1)) - 1.0) < 0.01  # the expectation is unchanged
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="the rolled threefry loop is XLA:CPU's lowering")
+def test_a_dropout_step_compiles_without_a_loop():
+    layer = L.Dropout(0.5)
+    fn = jax.jit(lambda x, k: layer.apply({}, {}, x, rng=k, training=True)[0])
+    hlo = fn.lower(jnp.ones((32, 64)), jax.random.key(0)).compile().as_text()
+    assert " while(" not in hlo
+    reference = jax.jit(lambda x, k: jnp.where(jax.random.bernoulli(k, 0.5, x.shape), 2 * x, 0))
+    assert " while(" in reference.lower(jnp.ones((32, 64)), jax.random.key(0)).compile().as_text()  # it can fail
