@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import jax
 
+from jaxnet_lite.core import threefry
+
 
 def split_rng(rng: jax.Array | None, n: int) -> list[jax.Array | None]:
     """Split a key into `n` children deterministically; `None` stays `None` for every child."""
@@ -11,7 +13,7 @@ def split_rng(rng: jax.Array | None, n: int) -> list[jax.Array | None]:
         return [None] * n
     if n == 0:
         return []
-    return list(jax.random.split(rng, n))
+    return list(threefry.split(rng, n))
 
 
 # The seed the Keras surface starts from when none is given (`compile(seed=None)`, first `variables`).

@@ -22,7 +22,7 @@ from jaxnet_lite import activations
 from jaxnet_lite import losses as losses_lib
 from jaxnet_lite import metrics as metrics_lib
 from jaxnet_lite import optimizers as optimizers_lib
-from jaxnet_lite.core import Layer, Masked
+from jaxnet_lite.core import Layer, Masked, threefry
 from jaxnet_lite.core.dtype_policy import cast_floating
 from jaxnet_lite.core.layer import activity_losses
 from jaxnet_lite.loss_scaling import loss_scale_of, scaled_loss
@@ -226,7 +226,7 @@ def steps_as_examples(out: Any, y: Any, valid: jax.Array, sample_weight: jax.Arr
 def train_batch(objective: Objective, metric_set: MetricSet, optimizer: optax.GradientTransformation,
                 ts: TrainState, x: Any, y: Any, weights: jax.Array) -> tuple[TrainState, dict]:
     """One optimisation step on a (possibly padded, hence weighted) batch; returns the new state and sums."""
-    rng = jax.random.fold_in(ts.rng, ts.step)
+    rng = threefry.fold_in(ts.rng, ts.step)
     # With a `LossScaleOptimizer` (float16), the loss is multiplied by its scale here and the optimizer
     # divides the gradients by it.
     loss_fn = scaled_loss(batch_sums, loss_scale_of(ts.opt_state))

@@ -1,12 +1,11 @@
-"""Bernoulli masks (dropout) equal to `jax.random.bernoulli`'s, computed as one elementwise pass.
+"""The random operations of a training step (key splits, `fold_in`, dropout masks) with JAX's exact values.
 
 JAX lowers its threefry hash on the CPU as a loop of five iterations, which XLA:CPU runs as a `while`
-loop making a pass over the whole array per iteration. The same hash written out round by round fuses
-into the mask's own elementwise kernel instead. `bernoulli` computes exactly the bits JAX would (for a
-threefry key with JAX's default partitionable bit layout) and turns them into uniforms as
-`jax.random.uniform` does, so a mask is identical to `jax.random.bernoulli(key, p, shape)`: seeds keep
-their meaning, on every backend. Anything else (another key implementation, a half-precision `p`, more
-than 2**32 values) is handed to `jax.random.bernoulli` itself.
+loop: a pass over the whole array per iteration for a dropout mask, and a fixed cost per call for a key
+split. The same hash written out round by round fuses into the surrounding elementwise kernel instead
+(and compiles faster). Each function here computes exactly what JAX would for a threefry key with its
+default (partitionable) bit layout, so a seed keeps its meaning on every backend; anything else (another
+key implementation, a half-precision `p`, more than 2**32 values) is handed to `jax.random` itself.
 """
 
 from __future__ import annotations
@@ -61,10 +60,31 @@ def _uniform(key: jax.Array, shape: tuple[int, ...], dtype: np.dtype) -> jax.Arr
     return lax.bitcast_convert_type(mantissa, dtype) - np.array(1.0, dtype)
 
 
-def _is_fast(key: jax.Array, dtype: np.dtype, shape: tuple[int, ...]) -> bool:
+def _is_threefry(key: jax.Array) -> bool:
+    """A typed threefry key, with JAX's default bit layout (what the functions here reproduce)."""
     return (isinstance(key, jax.Array) and jnp.issubdtype(key.dtype, jax.dtypes.prng_key)
-            and str(jax.random.key_impl(key)) == "threefry2x32" and jax.config.jax_threefry_partitionable
-            and dtype in (np.dtype(np.float32), np.dtype(np.float64)) and 0 < math.prod(shape) < _MAX_VALUES)
+            and str(jax.random.key_impl(key)) == "threefry2x32" and bool(jax.config.jax_threefry_partitionable))
+
+
+def _hashed_keys(key: jax.Array, counters: jax.Array) -> jax.Array:
+    """The keys `threefry2x32(key, (0, counter))`, one per counter: how JAX splits and folds in."""
+    data = jax.random.key_data(key)
+    hi, lo = threefry2x32(data[..., 0], data[..., 1], jnp.zeros_like(counters), counters)
+    return jax.random.wrap_key_data(jnp.stack([hi, lo], axis=-1), impl="threefry2x32")
+
+
+def split(key: jax.Array, num: int = 2) -> jax.Array:
+    """`jax.random.split(key, num)`: `num` new keys."""
+    if not _is_threefry(key) or not 0 < num < _MAX_VALUES:
+        return jax.random.split(key, num)
+    return _hashed_keys(key, lax.iota(np.uint32, num))
+
+
+def fold_in(key: jax.Array, data: int | jax.Array) -> jax.Array:
+    """`jax.random.fold_in(key, data)`: a new key for the integer `data` (a step or epoch number)."""
+    if not _is_threefry(key) or np.shape(data) != ():
+        return jax.random.fold_in(key, data)
+    return _hashed_keys(key, jnp.asarray(data).astype(np.uint32))
 
 
 def bernoulli(key: jax.Array, p: float | jax.Array, shape: Sequence[int]) -> jax.Array:
@@ -72,6 +92,7 @@ def bernoulli(key: jax.Array, p: float | jax.Array, shape: Sequence[int]) -> jax
     shape = tuple(int(d) for d in shape)
     p = jnp.asarray(p)
     dtype = np.dtype(p.dtype)
-    if not _is_fast(key, dtype, shape):
+    if (not _is_threefry(key) or dtype not in (np.dtype(np.float32), np.dtype(np.float64))
+            or not 0 < math.prod(shape) < _MAX_VALUES):
         return jax.random.bernoulli(key, p, shape)
     return _uniform(key, shape, dtype) < p

@@ -1,6 +1,6 @@
 """Dropout masks from the unrolled threefry hash: equal to `jax.random.bernoulli`, bit for bit, and no loop.
 
-`jaxnet_lite.core.random_masks.bernoulli` is what Dropout, attention dropout and recurrent dropout draw
+`jaxnet_lite.core.threefry.bernoulli` is what Dropout, attention dropout and recurrent dropout draw
 their masks with. Equality with JAX's own sampler (every shape, rate, key and precision drawn here, under
 jit and vmap) means a seed gives the same mask it gave before, so dropout's statistics and reproducibility
 are JAX's; the compiled program must not contain the `while` loop the change removes.
@@ -16,7 +16,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from jaxnet_lite import layers as L
-from jaxnet_lite.core.random_masks import bernoulli, random_bits
+import optax
+
+import jaxnet_lite as jnl
+from jaxnet_lite.core.threefry import bernoulli, fold_in, random_bits, split
 
 SHAPES = st.lists(st.integers(1, 9), min_size=0, max_size=4).map(tuple)
 RATES = st.floats(0.0, 1.0, allow_nan=False)
@@ -52,6 +55,34 @@ def test_equal_under_jit_vmap_and_with_a_traced_rate():
     np.testing.assert_array_equal(mine, theirs)
 
 
+def _data(keys):
+    return np.asarray(jax.random.key_data(keys))
+
+
+@pytest.mark.parametrize("num", [1, 2, 3, 8])
+def test_split_equals_jax_split(num):
+    for key in (jax.random.key(0), jax.random.key(2**31 - 1)):
+        np.testing.assert_array_equal(_data(split(key, num)), _data(jax.random.split(key, num)))
+    keys = jax.random.split(jax.random.key(4), 3)
+    np.testing.assert_array_equal(_data(jax.jit(jax.vmap(lambda k: split(k, num)))(keys)),
+                                  _data(jax.vmap(lambda k: jax.random.split(k, num))(keys)))
+
+
+def test_fold_in_equals_jax_fold_in():
+    key = jax.random.key(9)
+    for data in (0, 1, 12345, 2**31 - 1, np.int32(-3), jnp.uint32(7), jnp.int32(2**30)):
+        np.testing.assert_array_equal(_data(fold_in(key, data)), _data(jax.random.fold_in(key, data)))
+    steps = jnp.arange(5)
+    np.testing.assert_array_equal(_data(jax.jit(jax.vmap(lambda s: fold_in(key, s)))(steps)),
+                                  _data(jax.vmap(lambda s: jax.random.fold_in(key, s))(steps)))
+
+
+def test_other_keys_are_split_and_folded_by_jax():
+    key = jax.random.key(3, impl="rbg")
+    np.testing.assert_array_equal(_data(split(key, 3)), _data(jax.random.split(key, 3)))
+    np.testing.assert_array_equal(_data(fold_in(key, 4)), _data(jax.random.fold_in(key, 4)))
+
+
 @pytest.mark.parametrize("case", ["rbg key", "float16 rate", "empty shape"])
 def test_other_keys_and_rates_are_left_to_jax(case):
     key = jax.random.key(3, impl="rbg") if case == "rbg key" else jax.random.key(3)
@@ -83,10 +114,12 @@ def test_dropout_keeps_its_statistics_and_is_reproducible():
 
 
 @pytest.mark.skipif(jax.default_backend() != "cpu", reason="the rolled threefry loop is XLA:CPU's lowering")
-def test_a_dropout_step_compiles_without_a_loop():
-    layer = L.Dropout(0.5)
-    fn = jax.jit(lambda x, k: layer.apply({}, {}, x, rng=k, training=True)[0])
-    hlo = fn.lower(jnp.ones((32, 64)), jax.random.key(0)).compile().as_text()
-    assert " while(" not in hlo
+def test_a_train_step_with_dropout_compiles_without_a_loop():
+    model = jnl.Sequential([L.Dense(8, activation="relu", input_shape=(4,)), L.Dropout(0.5), L.Dense(8),
+                            L.Dropout(0.2), L.Dense(3)])
+    step = jnl.make_train_step(model, "mse", optax.sgd(0.1))
+    ts = jnl.TrainState.create(model, optax.sgd(0.1), 0, input_shape=(4,))
+    batch = (jnp.ones((16, 4)), jnp.ones((16, 3)))
+    assert "while" not in step.lower(ts, batch).compile().as_text()  # nor a small one turned into a call
     reference = jax.jit(lambda x, k: jnp.where(jax.random.bernoulli(k, 0.5, x.shape), 2 * x, 0))
     assert " while(" in reference.lower(jnp.ones((32, 64)), jax.random.key(0)).compile().as_text()  # it can fail
