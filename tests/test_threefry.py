@@ -123,3 +123,16 @@ def test_a_train_step_with_dropout_compiles_without_a_loop():
     assert "while" not in step.lower(ts, batch).compile().as_text()  # nor a small one turned into a call
     reference = jax.jit(lambda x, k: jnp.where(jax.random.bernoulli(k, 0.5, x.shape), 2 * x, 0))
     assert " while(" in reference.lower(jnp.ones((32, 64)), jax.random.key(0)).compile().as_text()  # it can fail
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="a check of XLA:CPU's fusion decisions")
+def test_the_mask_is_hashed_once_per_step():
+    """Left to fusion, XLA recomputes the hash inside the backward pass's pooling-gradient kernel too."""
+    model = jnl.Sequential([L.Conv2D(4, 3, activation="relu", input_shape=(8, 8, 1)), L.MaxPooling2D(2),
+                            L.Flatten(), L.Dropout(0.5), L.Dense(3)])
+    step = jnl.make_train_step(model, "mse", optax.sgd(0.1))
+    ts = jnl.TrainState.create(model, optax.sgd(0.1), 0, input_shape=(8, 8, 1))
+    hlo = step.lower(ts, (jnp.ones((16, 8, 8, 1)), jnp.ones((16, 3)))).compile().as_text()
+    computations = hlo.split("\n\n")
+    hashing = [c for c in computations if "u32[16,36]" in c and "shift-left" in c and "ENTRY" not in c]
+    assert len(hashing) == 1, [c.splitlines()[0] for c in hashing]

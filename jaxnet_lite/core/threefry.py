@@ -95,4 +95,14 @@ def bernoulli(key: jax.Array, p: float | jax.Array, shape: Sequence[int]) -> jax
     if (not _is_threefry(key) or dtype not in (np.dtype(np.float32), np.dtype(np.float64))
             or not 0 < math.prod(shape) < _MAX_VALUES):
         return jax.random.bernoulli(key, p, shape)
-    return _uniform(key, shape, dtype) < p
+    return _kept_as_buffer(_uniform(key, shape, dtype), key) < p
+
+
+def _kept_as_buffer(u: jax.Array, key: jax.Array) -> jax.Array:
+    """`u` itself, returned by a `lax.cond` whose predicate is always true but only known at run time.
+
+    XLA fuses cheap elementwise producers into every consumer: left alone, the hash would run again in the
+    backward pass, once per element of whatever it is fused with there (pooling's gradient: four times the
+    mask's size). A conditional's result is a buffer, so the hash runs once and both passes read it."""
+    always = (jax.random.key_data(key)[..., 0] | np.uint32(1)) != 0
+    return lax.cond(always, lambda: u, lambda: jnp.zeros_like(u))
