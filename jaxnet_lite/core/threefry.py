@@ -2,8 +2,7 @@
 
 JAX lowers its threefry hash on the CPU as a loop of five iterations, which XLA:CPU runs as a `while`
 loop: a pass over the whole array per iteration for a dropout mask, and a fixed cost per call for a key
-split. The same hash written out round by round fuses into the surrounding elementwise kernel instead
-(and compiles faster). Each function here computes exactly what JAX would for a threefry key with its
+split. The same hash written out round by round is one elementwise kernel instead (and compiles faster). Each function here computes exactly what JAX would for a threefry key with its
 default (partitionable) bit layout, so a seed keeps its meaning on every backend; anything else (another
 key implementation, a half-precision `p`, more than 2**32 values) is handed to `jax.random` itself.
 """
@@ -40,11 +39,15 @@ def threefry2x32(k1: jax.Array, k2: jax.Array, x1: jax.Array, x2: jax.Array) -> 
     return x1, x2
 
 
+def _hash(key: jax.Array, counters: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """The hash of each 64-bit counter `(0, counter)` under `key`: how JAX draws bits, splits and folds in."""
+    data = jax.random.key_data(key)
+    return threefry2x32(data[..., 0], data[..., 1], jnp.zeros_like(counters), counters)
+
+
 def random_bits(key: jax.Array, shape: Sequence[int], width: int = 32) -> jax.Array:
     """`jax.random.bits(key, shape)` of `width` 32 or 64 for a threefry key (fewer than 2**32 values)."""
-    data = jax.random.key_data(key)
-    counters = lax.iota(np.uint32, math.prod(shape)).reshape(shape)
-    hi, lo = threefry2x32(data[..., 0], data[..., 1], jnp.zeros_like(counters), counters)
+    hi, lo = _hash(key, lax.iota(np.uint32, math.prod(shape)).reshape(shape))
     if width == 32:
         return hi ^ lo
     return lax.shift_left(hi.astype(np.uint64), np.uint64(32)) | lo.astype(np.uint64)
@@ -61,15 +64,14 @@ def _uniform(key: jax.Array, shape: tuple[int, ...], dtype: np.dtype) -> jax.Arr
 
 
 def _is_threefry(key: jax.Array) -> bool:
-    """A typed threefry key, with JAX's default bit layout (what the functions here reproduce)."""
-    return (isinstance(key, jax.Array) and jnp.issubdtype(key.dtype, jax.dtypes.prng_key)
+    """One typed threefry key, with JAX's default bit layout (what the functions here reproduce)."""
+    return (isinstance(key, jax.Array) and jnp.issubdtype(key.dtype, jax.dtypes.prng_key) and key.ndim == 0
             and str(jax.random.key_impl(key)) == "threefry2x32" and bool(jax.config.jax_threefry_partitionable))
 
 
 def _hashed_keys(key: jax.Array, counters: jax.Array) -> jax.Array:
-    """The keys `threefry2x32(key, (0, counter))`, one per counter: how JAX splits and folds in."""
-    data = jax.random.key_data(key)
-    hi, lo = threefry2x32(data[..., 0], data[..., 1], jnp.zeros_like(counters), counters)
+    """One new key per counter, its data the counter's hash."""
+    hi, lo = _hash(key, counters)
     return jax.random.wrap_key_data(jnp.stack([hi, lo], axis=-1), impl="threefry2x32")
 
 
