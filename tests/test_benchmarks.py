@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -165,12 +166,12 @@ def test_slow_contenders_are_left_out_on_cpu_unless_asked() -> None:
 
 
 def test_lstm_workload_smoke(tmp_path: Path) -> None:
-    """The IMDB LSTM workload end to end in its smallest form: token-id data and binary labels reach both
-    contenders, both train, and the FLOPs are the count by hand. Only `jnl_fit` and the reference run (each
-    LSTM worker costs an import and a compile); the other contenders share their code paths with the CNN."""
+    """The IMDB LSTM workload end to end in its smallest form: token-id data and binary labels reach the
+    contenders, they train, and the FLOPs are the count by hand. Only jaxnet_lite's and the reference run
+    (each LSTM worker costs an import and a compile); the other contenders share their code paths with the CNN."""
     out = tmp_path / "lstm.json"
     cmd = [sys.executable, "-m", "benchmarks", "--quick", "--workloads", "lstm", "--windows", "1", "--steps", "2",
-           "--contenders", "jnl_fit,ref_jit,flax_nnx", "--quiet", "--out", str(out)]
+           "--contenders", "jnl_fit,jnl_step,ref_jit,flax_nnx", "--quiet", "--out", str(out)]
     done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, f"stdout:\n{done.stdout[-3000:]}\nstderr:\n{done.stderr[-3000:]}"
     w = json.loads(out.read_text())["workloads"]["lstm"]
@@ -179,11 +180,29 @@ def test_lstm_workload_smoke(tmp_path: Path) -> None:
     assert w["flops"]["train_source"].startswith("matmul FLOPs counted by hand")
     assert w["flops"]["inference_per_example"] == pytest.approx(2 * 200 * (32 + 32) * 4 * 32 + 2 * 32)
     assert w["contenders"]["flax_nnx"]["skipped"] == "no lstm model written for this contender"
-    for name in ("jnl_fit", "ref_jit"):
+    for name in ("jnl_fit", "jnl_step", "ref_jit"):
         c = w["contenders"][name]
         assert "error" not in c, (name, c.get("error"))
         assert c["trained"] and c["loss_after"] < c["loss_before"], (name, c["loss_before"], c["loss_after"])
         assert c["ratio_to_ref"]["median"] > 0 and c["achieved_gflops"] > 0, name
+
+
+def test_pure_step_smoke_on_the_workloads_the_fixture_leaves_out(tmp_path: Path) -> None:
+    """`jnl_step` (the pure step over `DeviceBatches`) trains and is measured on the wide MLP and the wide LSTM
+    too, so with the fixture's MLP and CNN and the LSTM test above it runs on every workload."""
+    out = tmp_path / "step.json"
+    cmd = [sys.executable, "-m", "benchmarks", "--quick", "--workloads", "wide,lstm_wide", "--windows", "1",
+           "--steps", "2", "--contenders", "jnl_step", "--quiet", "--out", str(out)]
+    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, f"stdout:\n{done.stdout[-3000:]}\nstderr:\n{done.stderr[-3000:]}"
+    doc = json.loads(out.read_text())
+    assert set(doc["workloads"]) == {"wide", "lstm_wide"}
+    for name, w in doc["workloads"].items():
+        c = w["contenders"]["jnl_step"]
+        assert "error" not in c, (name, c.get("error"))
+        # Two steps need not lower the wide LSTM's loss: measured and finite is what is checked here.
+        assert np.isfinite(c["loss_before"]) and np.isfinite(c["loss_after"]) and c["us_per_step"] > 0, name
+        assert c["eval_examples_per_s"]["median"] > 0 and c["achieved_gflops"] > 0, name
 
 
 def test_reference_lstm_matches_jaxnet_lite() -> None:
