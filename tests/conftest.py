@@ -21,7 +21,12 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 # machine. JAX reads these variables when it is imported, which no test has done yet.
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(REPO_ROOT / ".cache" / "jax-compilation"))
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.1")
-os.environ.setdefault("JAX_COMPILATION_CACHE_MAX_SIZE", str(2 << 30))
+try:  # a size cap needs filelock; without it JAX fails every cache read, so the cache is left uncapped
+    import filelock  # noqa: F401
+
+    os.environ.setdefault("JAX_COMPILATION_CACHE_MAX_SIZE", str(2 << 30))
+except ImportError:
+    pass
 
 SHARED_DATA = Path(os.environ.get("JAXNET_LITE_DATA_DIR", REPO_ROOT.parent / "shared" / "data"))
 

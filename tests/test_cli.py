@@ -86,10 +86,13 @@ def test_cli_argument_errors_exit_2_with_one_line(argv, message, capsys):
     assert re.match(r"jaxnet-lite( \w+)?: error: ", err)
 
 
-def test_cli_help_for_every_command():
-    for argv in (["--help"], ["demo", "--help"], ["train", "--help"]):
-        out = run(["-m", "jaxnet_lite", *argv], timeout=120)
-        assert out.returncode == 0 and "usage: jaxnet-lite" in out.stdout
+def test_cli_help_for_every_command(capsys):
+    out = run(["-m", "jaxnet_lite", "--help"], timeout=120)  # the module entry point, in a fresh interpreter
+    assert out.returncode == 0 and "usage: jaxnet-lite" in out.stdout
+    for argv in (["demo", "--help"], ["train", "--help"]):
+        with pytest.raises(SystemExit) as exc:
+            cli.main(argv)
+        assert exc.value.code == 0 and f"usage: jaxnet-lite {argv[0]}" in capsys.readouterr().out
 
 
 def test_cli_missing_mnist_names_all_options(tmp_path, monkeypatch, capsys):

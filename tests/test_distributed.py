@@ -1,4 +1,8 @@
-"""Data parallelism: 8 simulated CPU devices give the same training result as one device."""
+"""Data parallelism: 8 simulated CPU devices give the same training result as one device.
+
+One child process per device count runs both models (an MLP with dropout, then a conv model), so the two
+tests share two subprocess runs instead of starting four.
+"""
 
 import json
 import os
@@ -23,7 +27,7 @@ SCRIPT = textwrap.dedent("""
     model.compile(loss="categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
     h = model.fit(x, y, batch_size=20, epochs=3, verbose=0, validation_split=0.1)
     ts = model.trainer.train_state
-    print(json.dumps({
+    print("MLP " + json.dumps({
         "devices": jax.device_count(),
         "history": h.history,
         "params": [np.asarray(a).tolist() for a in jax.tree.leaves(ts.params)],
@@ -47,19 +51,32 @@ CNN_SCRIPT = textwrap.dedent("""
     model.compile(loss="categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
     h = model.fit(x, y, batch_size=64, epochs=3, verbose=0)
     loss, acc = model.evaluate(x[:500], y[:500], batch_size=64, verbose=0)
-    print(json.dumps({"devices": jax.device_count(), "history": h.history, "eval": [loss, acc]}))
+    print("CNN " + json.dumps({"devices": jax.device_count(), "history": h.history, "eval": [loss, acc]}))
 """)
 
 
-def run(devices: int, script: str = SCRIPT) -> dict:
+def run(devices: int) -> dict:
+    """Both scripts in one child with `devices` CPU devices: {"MLP": ..., "CNN": ...}."""
     env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}", JAX_PLATFORMS="cpu")
-    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    out = subprocess.run([sys.executable, "-c", SCRIPT + CNN_SCRIPT], env=env, capture_output=True, text=True,
+                         timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    found = {}
+    for line in out.stdout.splitlines():
+        tag, _, rest = line.partition(" ")
+        if tag in ("MLP", "CNN"):
+            found[tag] = json.loads(rest)
+    assert sorted(found) == ["CNN", "MLP"], out.stdout[-3000:]
+    return found
 
 
-def test_eight_devices_match_one():
-    one, eight = run(1), run(8)
+@pytest.fixture(scope="module")
+def runs() -> dict[int, dict]:
+    return {devices: run(devices) for devices in (1, 8)}
+
+
+def test_eight_devices_match_one(runs):
+    one, eight = runs[1]["MLP"], runs[8]["MLP"]
     assert one["devices"] == 1 and eight["devices"] == 8
     assert eight["replicated"] and eight["n_shards"] == 8  # params live on all 8 devices
     for key in one["history"]:
@@ -68,8 +85,8 @@ def test_eight_devices_match_one():
         np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-5, atol=1e-6)
 
 
-def test_conv_model_on_eight_cpu_devices_finishes_and_matches_one():
-    one, eight = run(1, CNN_SCRIPT), run(8, CNN_SCRIPT)
+def test_conv_model_on_eight_cpu_devices_finishes_and_matches_one(runs):
+    one, eight = runs[1]["CNN"], runs[8]["CNN"]
     assert one["devices"] == 1 and eight["devices"] == 8
     # Random labels leave near-tied argmaxes, which summation order may flip: accuracy gets 1% slack.
     np.testing.assert_allclose(eight["history"]["loss"], one["history"]["loss"], rtol=2e-4)

@@ -128,8 +128,9 @@ PROCESSES = textwrap.dedent("""
 
 
 def _env(devices: int) -> dict:
+    # Small models: compiling is most of their time, so XLA's backend optimisations are off (same numbers).
     return dict(os.environ, PYTHONPATH=str(REPO_ROOT), JAX_PLATFORMS="cpu",
-                XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
+                XLA_FLAGS=f"--xla_force_host_platform_device_count={devices} --xla_backend_optimization_level=0")
 
 
 def _last_json(stdout: str) -> dict:

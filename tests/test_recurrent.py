@@ -140,7 +140,8 @@ def test_cost_hints_change_neither_values_nor_gradients(kind):
             return jnp.sum(jnp.sin(y.values))
 
         with jax.enable_x64(True):
-            value, grads = jax.value_and_grad(loss, argnums=(0, 1))(jax.tree.map(jnp.asarray, p), jnp.asarray(x))
+            value, grads = jax.jit(jax.value_and_grad(loss, argnums=(0, 1)))(jax.tree.map(jnp.asarray, p),
+                                                                              jnp.asarray(x))
         results.append((p, float(value), jax.tree.map(np.asarray, grads)))
     _, value0, grads0 = results[0]
     for _, value, grads in results[1:]:

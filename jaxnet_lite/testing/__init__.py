@@ -144,9 +144,11 @@ def check_layer_grads(
     wrt = tuple(wrt)
     if not set(wrt) <= {"params", "inputs"} or not wrt:
         raise ValueError(f"wrt must name 'params' and/or 'inputs', got {wrt!r}")
+    # Initialised as `check_layer` does (same key, default precision, so no recompilation), then cast up.
+    init_rng, apply_rng = jax.random.split(jax.random.key(seed))
+    variables = layer.init(init_rng, input_shape)
     with jax.enable_x64(True):
-        init_rng, apply_rng = jax.random.split(jax.random.key(seed))
-        params, state = _to_float64(layer.init(init_rng, input_shape))
+        params, state = _to_float64(variables)
         if x is None:
             x = make_input(input_shape, batch_size, seed, "float64")
         x, mask = split_mask(x)  # a mask is held fixed: only the values are differentiated
