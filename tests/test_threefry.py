@@ -11,14 +11,13 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from jaxnet_lite import layers as L
-import optax
-
 import jaxnet_lite as jnl
+from jaxnet_lite import layers as L
 from jaxnet_lite.core.threefry import bernoulli, fold_in, random_bits, split
 
 SHAPES = st.lists(st.integers(1, 9), min_size=0, max_size=4).map(tuple)

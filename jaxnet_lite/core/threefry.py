@@ -2,9 +2,10 @@
 
 JAX lowers its threefry hash on the CPU as a loop of five iterations, which XLA:CPU runs as a `while`
 loop: a pass over the whole array per iteration for a dropout mask, and a fixed cost per call for a key
-split. The same hash written out round by round is one elementwise kernel instead (and compiles faster). Each function here computes exactly what JAX would for a threefry key with its
-default (partitionable) bit layout, so a seed keeps its meaning on every backend; anything else (another
-key implementation, a half-precision `p`, more than 2**32 values) is handed to `jax.random` itself.
+split. The same hash written out round by round is one elementwise kernel instead (and compiles faster).
+Each function here computes exactly what JAX would for a threefry key with its default (partitionable)
+bit layout, so a seed keeps its meaning on every backend; anything else (another key implementation, a
+half-precision `p`, more than 2**32 values) is handed to `jax.random` itself.
 """
 
 from __future__ import annotations

@@ -15,8 +15,8 @@ import jax
 import jax.numpy as jnp
 
 from jaxnet_lite.core import Layer, LayerError, shape_str
-from jaxnet_lite.core.threefry import bernoulli
 from jaxnet_lite.core.shapes import as_int, as_ints, spell
+from jaxnet_lite.core.threefry import bernoulli
 from jaxnet_lite.layers.core import (
     check_float,
     check_int,

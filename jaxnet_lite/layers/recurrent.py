@@ -28,8 +28,8 @@ from jax import lax
 from jaxnet_lite import activations
 from jaxnet_lite.core import Layer, LayerError, shape_str, split_rng
 from jaxnet_lite.core.masking import as_bool_mask
-from jaxnet_lite.core.threefry import bernoulli
 from jaxnet_lite.core.shapes import as_int
+from jaxnet_lite.core.threefry import bernoulli
 from jaxnet_lite.layers.core import check_float, check_positive_int, get_initializer
 from jaxnet_lite.layers.matmul import matmul_last_axis
 

@@ -9,8 +9,8 @@ import jax
 import jax.numpy as jnp
 
 from jaxnet_lite.core import Layer, LayerError
-from jaxnet_lite.core.threefry import bernoulli
 from jaxnet_lite.core.shapes import as_int, spell
+from jaxnet_lite.core.threefry import bernoulli
 from jaxnet_lite.layers.core import check_float, check_int
 
 

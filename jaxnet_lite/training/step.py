@@ -25,9 +25,9 @@ from jaxnet_lite import optimizers as optimizers_lib
 from jaxnet_lite.core import Layer, Masked, threefry
 from jaxnet_lite.core.dtype_policy import cast_floating
 from jaxnet_lite.core.layer import activity_losses
-from jaxnet_lite.loss_scaling import loss_scale_of, scaled_loss
 from jaxnet_lite.core.shapes import as_float
 from jaxnet_lite.data.device_batches import RowBatch
+from jaxnet_lite.loss_scaling import loss_scale_of, scaled_loss
 from jaxnet_lite.training.state import TrainState
 from jaxnet_lite.training.weighting import WeightedLabels, split_sample_weight, weighted
 
