@@ -43,6 +43,7 @@ from jaxnet_lite.layers import (
     residual,
     serial,
 )
+from jaxnet_lite.layers.matmul import matmul_last_axis
 from jaxnet_lite.losses import SparseCategoricalCrossentropy
 
 # --------------------------------------------------------------------------------------------- model
@@ -94,8 +95,7 @@ class GPT(Serial):
         h, state = super().call(params, state, x, rng=rng, training=training)
         embeddings = params["embedding"]["token_embedding"]["embeddings"]
         # One 2-D matmul over the folded (batch * time) axis: its gradients need no transposed copies on CPU.
-        logits = h.reshape(-1, h.shape[-1]) @ embeddings.T
-        return logits.reshape(*h.shape[:-1], -1), state
+        return matmul_last_axis(h, embeddings.T), state
 
     def compute_output_shape(self, input_shape):
         return (*super().compute_output_shape(input_shape)[:-1], self.vocab_size)
