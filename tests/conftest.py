@@ -28,6 +28,13 @@ try:  # a size cap needs filelock; without it JAX fails every cache read, so the
 except ImportError:
     pass
 
+# Level 0 of XLA's backend (LLVM) optimisations compiles about twice as fast, and compiling is most of this
+# suite's time: its programs are small and run a few times each. Subprocesses the tests start inherit it;
+# the demo, which trains for hundreds of epochs, runs without it (tests/test_cli.py).
+if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_backend_optimization_level=0".strip()
+
+
 SHARED_DATA = Path(os.environ.get("JAXNET_LITE_DATA_DIR", REPO_ROOT.parent / "shared" / "data"))
 
 
