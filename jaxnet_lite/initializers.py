@@ -1,22 +1,40 @@
-"""Weight initializers by Keras name and with Keras defaults: `get("glorot_uniform")(key, shape, dtype)`."""
+"""Weight initializers by Keras name and with Keras defaults: `get("glorot_uniform")(key, shape, dtype)`.
+
+The random ones give `jax.nn.initializers`' and `jax.random`'s values exactly; they draw their bits with
+threefry written out (`core.threefry.unrolled`), so each new weight shape compiles faster on CPU.
+"""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 
+from jaxnet_lite.core.threefry import unrolled
+
 Initializer = Callable[..., jax.Array]
 
-glorot_uniform = jax.nn.initializers.glorot_uniform()
-glorot_normal = jax.nn.initializers.glorot_normal()
-he_uniform = jax.nn.initializers.he_uniform()
-he_normal = jax.nn.initializers.he_normal()
-lecun_uniform = jax.nn.initializers.lecun_uniform()
-lecun_normal = jax.nn.initializers.lecun_normal()
-orthogonal = jax.nn.initializers.orthogonal()
+
+def _unrolled_bits(init: Initializer) -> Initializer:
+    """`init` given the same key as an `unrolled` one: the same values, without threefry's compiled loop."""
+
+    @functools.wraps(init)
+    def drawn(key: jax.Array, shape: Any, dtype: Any = jnp.float32, **kwargs: Any) -> jax.Array:
+        return init(unrolled(key), shape, dtype, **kwargs)
+
+    return drawn
+
+
+glorot_uniform = _unrolled_bits(jax.nn.initializers.glorot_uniform())
+glorot_normal = _unrolled_bits(jax.nn.initializers.glorot_normal())
+he_uniform = _unrolled_bits(jax.nn.initializers.he_uniform())
+he_normal = _unrolled_bits(jax.nn.initializers.he_normal())
+lecun_uniform = _unrolled_bits(jax.nn.initializers.lecun_uniform())
+lecun_normal = _unrolled_bits(jax.nn.initializers.lecun_normal())
+orthogonal = _unrolled_bits(jax.nn.initializers.orthogonal())
 zeros = jax.nn.initializers.zeros
 ones = jax.nn.initializers.ones
 
@@ -25,7 +43,7 @@ def RandomNormal(mean: float = 0.0, stddev: float = 0.05) -> Initializer:
     """Keras' `RandomNormal` (default stddev 0.05)."""
 
     def init(key: jax.Array, shape: Any, dtype: Any = jnp.float32) -> jax.Array:
-        return mean + stddev * jax.random.normal(key, shape, dtype)
+        return mean + stddev * jax.random.normal(unrolled(key), shape, dtype)
 
     return init
 
@@ -34,7 +52,7 @@ def RandomUniform(minval: float = -0.05, maxval: float = 0.05) -> Initializer:
     """Keras' `RandomUniform` (default range [-0.05, 0.05]); Embedding's default."""
 
     def init(key: jax.Array, shape: Any, dtype: Any = jnp.float32) -> jax.Array:
-        return jax.random.uniform(key, shape, dtype, minval, maxval)
+        return jax.random.uniform(unrolled(key), shape, dtype, minval, maxval)
 
     return init
 
@@ -43,7 +61,7 @@ def TruncatedNormal(mean: float = 0.0, stddev: float = 0.05) -> Initializer:
     """Keras' `TruncatedNormal`: normal values cut at two standard deviations."""
 
     def init(key: jax.Array, shape: Any, dtype: Any = jnp.float32) -> jax.Array:
-        return mean + stddev * jax.random.truncated_normal(key, -2.0, 2.0, shape, dtype)
+        return mean + stddev * jax.random.truncated_normal(unrolled(key), -2.0, 2.0, shape, dtype)
 
     return init
 

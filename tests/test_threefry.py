@@ -3,7 +3,8 @@
 `jaxnet_lite.core.threefry.bernoulli` is what Dropout, attention dropout and recurrent dropout draw
 their masks with. Equality with JAX's own sampler (every shape, rate, key and precision drawn here, under
 jit and vmap) means a seed gives the same mask it gave before, so dropout's statistics and reproducibility
-are JAX's; the compiled program must not contain the `while` loop the change removes.
+are JAX's; the compiled program must not contain the `while` loop the change removes. The same holds for
+the initializers, which draw through `unrolled` keys.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import jaxnet_lite as jnl
+from jaxnet_lite import initializers
 from jaxnet_lite import layers as L
-from jaxnet_lite.core.threefry import bernoulli, fold_in, random_bits, split
+from jaxnet_lite.core.threefry import bernoulli, fold_in, random_bits, split, unrolled
 
 SHAPES = st.lists(st.integers(1, 9), min_size=0, max_size=4).map(tuple)
 RATES = st.floats(0.0, 1.0, allow_nan=False)
@@ -135,3 +137,58 @@ def test_the_mask_is_hashed_once_per_step():
     computations = hlo.split("\n\n")
     hashing = [c for c in computations if "u32[16,36]" in c and "shift-left" in c and "ENTRY" not in c]
     assert len(hashing) == 1, [c.splitlines()[0] for c in hashing]
+
+
+# ------------------------------------------------------------------------- unrolled keys, the initializers
+
+_JAX_INITIALIZERS = {
+    "glorot_uniform": jax.nn.initializers.glorot_uniform(),
+    "glorot_normal": jax.nn.initializers.glorot_normal(),
+    "he_uniform": jax.nn.initializers.he_uniform(),
+    "he_normal": jax.nn.initializers.he_normal(),
+    "lecun_uniform": jax.nn.initializers.lecun_uniform(),
+    "lecun_normal": jax.nn.initializers.lecun_normal(),
+    "orthogonal": jax.nn.initializers.orthogonal(),
+    "random_normal": lambda k, s, d: 0.05 * jax.random.normal(k, s, d) + 0.0,
+    "random_uniform": lambda k, s, d: jax.random.uniform(k, s, d, -0.05, 0.05),
+    "truncated_normal": lambda k, s, d: 0.05 * jax.random.truncated_normal(k, -2.0, 2.0, s, d) + 0.0,
+}
+
+
+@pytest.mark.parametrize("name", sorted(_JAX_INITIALIZERS))
+def test_every_random_initializer_gives_jax_values(name):
+    """Same key, same values as `jax.nn.initializers` and `jax.random`, in every float width (8- and
+    16-bit draws included: bfloat16 and float16 take fewer bits per value; LAPACK's QR, which orthogonal
+    needs, has no half precision)."""
+    mine, theirs = initializers.get(name), _JAX_INITIALIZERS[name]
+    widths = (jnp.float32,) if name == "orthogonal" else (jnp.float32, jnp.bfloat16, jnp.float16)
+    for seed, shape in [(0, (3, 4)), (7, (5, 7, 6)), (2**31 - 1, (3, 3, 2, 8))]:
+        key = jax.random.key(seed)
+        for dtype in widths:
+            np.testing.assert_array_equal(mine(key, shape, dtype), theirs(key, shape, dtype), f"{shape} {dtype}")
+    with jax.enable_x64(True):
+        key = jax.random.key(3)
+        np.testing.assert_array_equal(mine(key, (6, 5), jnp.float64), theirs(key, (6, 5), jnp.float64))
+
+
+def test_an_unrolled_key_draws_what_the_key_draws_under_jit_and_vmap():
+    keys = jax.random.split(jax.random.key(4), 3)
+    draw = lambda k: (jax.random.normal(k, (4, 9)), jax.random.bits(k, (5,)), jax.random.split(k))  # noqa: E731
+    mine = jax.jit(jax.vmap(lambda k: draw(unrolled(k))))(keys)
+    theirs = jax.vmap(draw)(keys)
+    np.testing.assert_array_equal(mine[0], theirs[0])
+    np.testing.assert_array_equal(mine[1], theirs[1])
+    np.testing.assert_array_equal(_data(mine[2]), _data(theirs[2]))
+
+
+def test_other_keys_are_not_unrolled():
+    key = jax.random.key(3, impl="rbg")
+    assert unrolled(key) is key
+    assert str(jax.random.key_impl(unrolled(jax.random.key(3)))) != "threefry2x32"
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="the rolled threefry loop is XLA:CPU's lowering")
+def test_an_initializer_compiles_without_a_loop():
+    for init, expect in ((initializers.get("glorot_uniform"), False), (_JAX_INITIALIZERS["glorot_uniform"], True)):
+        text = jax.jit(lambda k, init=init: init(k, (16, 8), jnp.float32)).lower(jax.random.key(0)).compile().as_text()
+        assert (" while(" in text) is expect  # the reference's loop shows the check can fail

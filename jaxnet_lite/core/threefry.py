@@ -5,7 +5,8 @@ loop: a pass over the whole array per iteration for a dropout mask, and a fixed 
 split. The same hash written out round by round is one elementwise kernel instead (and compiles faster).
 Each function here computes exactly what JAX would for a threefry key with its default (partitionable)
 bit layout, so a seed keeps its meaning on every backend; anything else (another key implementation, a
-half-precision `p`, more than 2**32 values) is handed to `jax.random` itself.
+half-precision `p`, more than 2**32 values) is handed to `jax.random` itself. `unrolled(key)` gives
+every `jax.random` sampler the same bits: the initializers draw through it.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import math
 from collections.abc import Sequence
 
 import jax
+import jax.extend.random
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
@@ -48,10 +50,19 @@ def _hash(key: jax.Array, counters: jax.Array) -> tuple[jax.Array, jax.Array]:
 
 def random_bits(key: jax.Array, shape: Sequence[int], width: int = 32) -> jax.Array:
     """`jax.random.bits(key, shape)` of `width` 32 or 64 for a threefry key (fewer than 2**32 values)."""
-    hi, lo = _hash(key, lax.iota(np.uint32, math.prod(shape)).reshape(shape))
-    if width == 32:
-        return hi ^ lo
-    return lax.shift_left(hi.astype(np.uint64), np.uint64(32)) | lo.astype(np.uint64)
+    data = jax.random.key_data(key)
+    return _bits(data[..., 0], data[..., 1], tuple(shape), width)
+
+
+def _bits(k1: jax.Array, k2: jax.Array, shape: tuple[int, ...], width: int) -> jax.Array:
+    """Threefry's bits of `width` 8, 16, 32 or 64 for the key words `k1, k2`, as JAX's partitionable layout
+    draws them: the hash of each element's index, its two words XORed (or joined, for 64 bits)."""
+    counters = lax.iota(np.uint32, math.prod(shape)).reshape(shape)
+    hi, lo = threefry2x32(k1, k2, jnp.zeros_like(counters), counters)
+    if width == 64:
+        return lax.shift_left(hi.astype(np.uint64), np.uint64(32)) | lo.astype(np.uint64)
+    bits = hi ^ lo
+    return bits if width == 32 else bits.astype(np.dtype(f"uint{width}"))
 
 
 def _uniform(key: jax.Array, shape: tuple[int, ...], dtype: np.dtype) -> jax.Array:
@@ -109,3 +120,33 @@ def _kept_as_buffer(u: jax.Array, key: jax.Array) -> jax.Array:
     mask's size). A conditional's result is a buffer, so the hash runs once and both passes read it."""
     always = (jax.random.key_data(key)[..., 0] | np.uint32(1)) != 0
     return lax.cond(always, lambda: u, lambda: jnp.zeros_like(u))
+
+
+# ------------------------------------------------------------------ threefry's key, any `jax.random` sampler
+
+_THREEFRY = jax.extend.random.threefry_prng_impl
+
+
+def _unrolled_random_bits(key_data: jax.Array, width: int, shape: tuple[int, ...]) -> jax.Array:
+    """The threefry implementation's `random_bits` for one key's data, with the hash written out."""
+    if not 0 < math.prod(shape) < _MAX_VALUES or not jax.config.jax_threefry_partitionable:
+        return _THREEFRY.random_bits(key_data, width, shape)
+    return _bits(key_data[0], key_data[1], tuple(shape), width)
+
+
+UNROLLED_THREEFRY = jax.extend.random.define_prng_impl(
+    key_shape=(2,), seed=_THREEFRY.seed, split=_THREEFRY.split, random_bits=_unrolled_random_bits,
+    fold_in=_THREEFRY.fold_in, name="threefry2x32_unrolled", tag="fru",
+)
+
+
+def unrolled(key: jax.Array) -> jax.Array:
+    """The same threefry key, drawing its bits through the written-out hash.
+
+    Every `jax.random` sampler (uniform, normal, truncated normal, ...) then gives exactly the values it
+    gives for `key`, and a program that draws them compiles without threefry's loop: on XLA:CPU about
+    half the time for each new shape. Splits and `fold_in` stay threefry's own. Other keys come back as
+    they are."""
+    if not _is_threefry(key):
+        return key
+    return jax.random.wrap_key_data(jax.random.key_data(key), impl=UNROLLED_THREEFRY)
