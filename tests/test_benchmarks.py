@@ -22,17 +22,10 @@ CONTENDERS = ("jnl_fit", "jnl_step", "ref_jit")  # jnl_fit_dev, ref_scan: the ep
 LABELS = {"mlp": ("mlp", "float32"), "cnn": ("cnn", "float32"), "mlp@mixed_bfloat16": ("mlp", "mixed_bfloat16")}
 
 
-def quick_compiling_env() -> dict[str, str]:
-    """The environment with XLA's backend optimisations off: these smoke runs take a few steps each and
-    check that every figure is measured, not how fast, so compiling (most of their time) comes first."""
-    flags = os.environ.get("XLA_FLAGS", "")
-    return {**os.environ, "XLA_FLAGS": f"{flags} --xla_backend_optimization_level=0".strip()}
-
-
 @pytest.fixture(scope="module")
 def bench(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, str]:
     out = tmp_path_factory.mktemp("bench") / "bench.json"
-    env = quick_compiling_env()
+    env = dict(os.environ)  # with conftest's quick-compiling XLA flag: a few steps each
     shared = REPO.parent / "shared" / "data"
     if "JAXNET_LITE_DATA_DIR" not in env and (shared / "mnist").is_dir():
         env["JAXNET_LITE_DATA_DIR"] = str(shared)  # real MNIST when at hand, else the harness goes synthetic
@@ -179,7 +172,7 @@ def test_lstm_workload_smoke(tmp_path: Path) -> None:
     out = tmp_path / "lstm.json"
     cmd = [sys.executable, "-m", "benchmarks", "--quick", "--workloads", "lstm", "--windows", "1", "--steps", "2",
            "--contenders", "jnl_fit,jnl_step,ref_jit,flax_nnx", "--quiet", "--out", str(out)]
-    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600, env=quick_compiling_env())
+    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, f"stdout:\n{done.stdout[-3000:]}\nstderr:\n{done.stderr[-3000:]}"
     w = json.loads(out.read_text())["workloads"]["lstm"]
     assert w["workload"]["batch_size"] == 32 and w["workload"]["units"] == 32 and w["workload"]["vocab"] == 500
@@ -200,7 +193,7 @@ def test_pure_step_smoke_on_the_workloads_the_fixture_leaves_out(tmp_path: Path)
     out = tmp_path / "step.json"
     cmd = [sys.executable, "-m", "benchmarks", "--quick", "--workloads", "wide,lstm_wide", "--windows", "1",
            "--steps", "2", "--contenders", "jnl_step", "--quiet", "--out", str(out)]
-    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600, env=quick_compiling_env())
+    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, f"stdout:\n{done.stdout[-3000:]}\nstderr:\n{done.stderr[-3000:]}"
     doc = json.loads(out.read_text())
     assert set(doc["workloads"]) == {"wide", "lstm_wide"}

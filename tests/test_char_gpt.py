@@ -4,7 +4,6 @@ the race's smoke run (every model here is toy-sized)."""
 import importlib.util
 import itertools
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -185,17 +184,10 @@ def test_generation_is_deterministic_and_respects_top_k(data, trained):
 # ---------------------------------------------------------------------------------- the job and race
 
 
-def quick_compiling_env():
-    """The environment with XLA's backend optimisations off: these toy runs check that things work, not
-    how fast, and compile about twice as fast so."""
-    flags = os.environ.get("XLA_FLAGS", "")
-    return {**os.environ, "XLA_FLAGS": f"{flags} --xla_backend_optimization_level=0".strip()}
-
-
 def test_train_char_gpt_writes_its_run_folder(tmp_path, data):
     done = subprocess.run([sys.executable, "-m", "jaxnet_lite", "train", "char-gpt", "--tiny", "--iters", "10",
                            "--out", str(tmp_path), "--verbose", "0"], cwd=REPO, capture_output=True, text=True,
-                          timeout=600, env=quick_compiling_env())
+                          timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
     saved = json.loads((tmp_path / "history.json").read_text())
     assert saved["iterations"] == 10 and len(saved["history"]["val_loss"]) == 2
@@ -221,7 +213,7 @@ def test_race_quick_smoke(tmp_path):
     out = tmp_path / "race.json"
     done = subprocess.run([sys.executable, "-m", "benchmarks", "--workloads", "char_gpt", "--quick", "--windows", "2",
                            "--contenders", "jnl_step,nanogpt_torch", "--out", str(out)],
-                          cwd=REPO, capture_output=True, text=True, timeout=600, env=quick_compiling_env())
+                          cwd=REPO, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
     results = json.loads(out.read_text())["results"]
     for name in ("jnl_step",):

@@ -112,8 +112,6 @@ def _env(**extra: str) -> dict[str, str]:
                                                                      "JAXNET_LITE_PROCESS"))}
     env.update(PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")])), JAX_PLATFORMS="cpu",
                **extra)
-    # Toy models: compiling is most of their time, so XLA's backend optimisations are off (same numbers).
-    env["XLA_FLAGS"] = f"{env.get('XLA_FLAGS', '')} --xla_backend_optimization_level=0".strip()
     return env
 
 

@@ -42,23 +42,27 @@ def threefry2x32(k1: jax.Array, k2: jax.Array, x1: jax.Array, x2: jax.Array) -> 
     return x1, x2
 
 
-def _hash(key: jax.Array, counters: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """The hash of each 64-bit counter `(0, counter)` under `key`: how JAX draws bits, splits and folds in."""
+def _hash(k1: jax.Array, k2: jax.Array, counters: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """The hash of each 64-bit counter `(0, counter)` under the key words `k1, k2`: how JAX draws bits,
+    splits and folds in."""
+    return threefry2x32(k1, k2, jnp.zeros_like(counters), counters)
+
+
+def _words(key: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """A threefry key's two 32-bit words."""
     data = jax.random.key_data(key)
-    return threefry2x32(data[..., 0], data[..., 1], jnp.zeros_like(counters), counters)
+    return data[..., 0], data[..., 1]
 
 
 def random_bits(key: jax.Array, shape: Sequence[int], width: int = 32) -> jax.Array:
     """`jax.random.bits(key, shape)` of `width` 32 or 64 for a threefry key (fewer than 2**32 values)."""
-    data = jax.random.key_data(key)
-    return _bits(data[..., 0], data[..., 1], tuple(shape), width)
+    return _bits(*_words(key), tuple(shape), width)
 
 
 def _bits(k1: jax.Array, k2: jax.Array, shape: tuple[int, ...], width: int) -> jax.Array:
     """Threefry's bits of `width` 8, 16, 32 or 64 for the key words `k1, k2`, as JAX's partitionable layout
     draws them: the hash of each element's index, its two words XORed (or joined, for 64 bits)."""
-    counters = lax.iota(np.uint32, math.prod(shape)).reshape(shape)
-    hi, lo = threefry2x32(k1, k2, jnp.zeros_like(counters), counters)
+    hi, lo = _hash(k1, k2, lax.iota(np.uint32, math.prod(shape)).reshape(shape))
     if width == 64:
         return lax.shift_left(hi.astype(np.uint64), np.uint64(32)) | lo.astype(np.uint64)
     bits = hi ^ lo
@@ -83,7 +87,7 @@ def _is_threefry(key: jax.Array) -> bool:
 
 def _hashed_keys(key: jax.Array, counters: jax.Array) -> jax.Array:
     """One new key per counter, its data the counter's hash."""
-    hi, lo = _hash(key, counters)
+    hi, lo = _hash(*_words(key), counters)
     return jax.random.wrap_key_data(jnp.stack([hi, lo], axis=-1), impl="threefry2x32")
 
 
@@ -118,7 +122,7 @@ def _kept_as_buffer(u: jax.Array, key: jax.Array) -> jax.Array:
     XLA fuses cheap elementwise producers into every consumer: left alone, the hash would run again in the
     backward pass, once per element of whatever it is fused with there (pooling's gradient: four times the
     mask's size). A conditional's result is a buffer, so the hash runs once and both passes read it."""
-    always = (jax.random.key_data(key)[..., 0] | np.uint32(1)) != 0
+    always = (_words(key)[0] | np.uint32(1)) != 0
     return lax.cond(always, lambda: u, lambda: jnp.zeros_like(u))
 
 
