@@ -12,10 +12,14 @@
 #   mixed_bfloat16, fit / fit on device arrays / make_train_step against the hand-written jit step and
 #   whole-epoch scan; the JSON holds every finished row even when the time limit cuts the run short).
 # DEVICE_RUN_QUICK=1 shrinks it to a minute-scale smoke run (tests/test_benchmarks.py runs it on the CPU);
-# DEVICE_RUN_TESTS=0 skips the tests, DEVICE_RUN_BENCH="..." replaces the benchmark's arguments and
+# DEVICE_RUN_TESTS=0 skips the tests, DEVICE_RUN_BENCH="..." replaces the benchmark's arguments (skip: none) and
 # DEVICE_RUN_BENCH_LIMIT its time limit in seconds, for a shorter follow-up run.
 # DEVICE_RUN_SEQUENCE=1 adds the sequence workloads, each step time-limited: the IMDB LSTMs
 # (sequence.log, sequence.json) and the character-level GPT race (char_gpt.log, char_gpt.json).
+# DEVICE_RUN_GPT=1 adds the GPT race at nanoGPT's GPU configuration (`--size gpu`: 6 x 384, context 256,
+# dropout 0.2, bfloat16, 5,000 iterations; char_gpt_gpu.log, char_gpt_gpu.json), limited to
+# DEVICE_RUN_GPT_LIMIT seconds (default 560). Alone, as one call of under ten minutes:
+#   DEVICE_RUN_TESTS=0 DEVICE_RUN_BENCH=skip DEVICE_RUN_GPT=1 bash benchmarks/device_run.sh
 # DEVICE_RUN_ANATOMY=1 adds `python -m benchmarks.epoch_anatomy` (anatomy.log, anatomy.json).
 # DEVICE_RUN_PROFILE=1 adds `python -m benchmarks.profile_step` on the MLP: each contender's dispatches,
 # launch time and kernels from a jax.profiler trace (profile.log, profile.json, traces/ for Perfetto).
@@ -36,6 +40,7 @@ if [ "${DEVICE_RUN_QUICK:-0}" = 1 ]; then
   bench=(--quick --workloads cnn,mlp,mlp@mixed_bfloat16 --windows 1 --steps 4 --contenders jnl_fit,ref_jit)
   sequence=(--quick --workloads lstm --windows 1 --steps 2 --contenders jnl_fit,ref_jit)
   gpt=(--quick --contenders jnl_step,ref_gpt)
+  gpt_gpu=(--size gpu --quick --windows 2 --contenders jnl_step,ref_gpt,nanogpt_torch)
   profile=(--quick --workload mlp --contenders jnl_fit_dev,ref_jit)
   test_limit=120 bench_limit=240 sequence_limit=240
 else
@@ -47,6 +52,7 @@ else
          --contenders "$contenders")
   sequence=(--workloads lstm,lstm_wide --windows 2 --eval-windows 1 --no-cold-start --contenders "$contenders")
   gpt=(--iters 500 --windows 4)
+  gpt_gpu=(--size gpu --windows 5 --contenders jnl_step,ref_gpt,nanogpt_torch)
   profile=(--workload mlp --contenders "$contenders")
   test_limit=100 bench_limit=200 sequence_limit=120
 fi
@@ -76,11 +82,14 @@ table() {  # the table of a results document, also of one a time limit cut short
 doc = json.load(open(sys.argv[1])); print(report.table(doc)); print("complete:", doc.get("complete"))' "$1"
 }
 
-echo "== benchmark (limit ${bench_limit}s)"
-timeout "$bench_limit" "$PY" -m benchmarks "${bench[@]}" --out "$OUT/bench.json" >"$OUT/bench.log" 2>&1
-status=$?
-echo "benchmark exit status: $status"; grep -v "round\|cold start" "$OUT/bench.log" | tail -n 50
-[ "$status" = 124 ] && table "$OUT/bench.json"
+status=0
+if [ "${DEVICE_RUN_BENCH:-}" != skip ]; then
+  echo "== benchmark (limit ${bench_limit}s)"
+  timeout "$bench_limit" "$PY" -m benchmarks "${bench[@]}" --out "$OUT/bench.json" >"$OUT/bench.log" 2>&1
+  status=$?
+  echo "benchmark exit status: $status"; grep -v "round\|cold start" "$OUT/bench.log" | tail -n 50
+  [ "$status" = 124 ] && table "$OUT/bench.json"
+fi
 
 if [ "${DEVICE_RUN_SEQUENCE:-0}" = 1 ]; then
   echo "== sequence workloads (limit ${sequence_limit}s each)"
@@ -91,6 +100,16 @@ if [ "${DEVICE_RUN_SEQUENCE:-0}" = 1 ]; then
   timeout "$sequence_limit" "$PY" -m benchmarks --workloads char_gpt "${gpt[@]}" --out "$OUT/char_gpt.json" \
     >"$OUT/char_gpt.log" 2>&1
   echo "char_gpt exit status: $?"; tail -n 12 "$OUT/char_gpt.log"
+fi
+
+if [ "${DEVICE_RUN_GPT:-0}" = 1 ]; then
+  gpt_limit=${DEVICE_RUN_GPT_LIMIT:-560}
+  echo "== GPT race, nanoGPT's GPU configuration (limit ${gpt_limit}s)"
+  timeout "$gpt_limit" "$PY" -m benchmarks.char_gpt "${gpt_gpu[@]}" --out "$OUT/char_gpt_gpu.json" \
+    >"$OUT/char_gpt_gpu.log" 2>&1
+  gpt_status=$?
+  echo "char_gpt gpu exit status: $gpt_status"; grep -v "^round" "$OUT/char_gpt_gpu.log" | tail -n 14
+  [ "$status" = 0 ] && status=$gpt_status
 fi
 
 if [ "${DEVICE_RUN_ANATOMY:-0}" = 1 ]; then

@@ -6,7 +6,9 @@ a final LayerNorm and a head TIED to the token embedding (logits = h @ embedding
 as nanoGPT ties `lm_head.weight` to `wte.weight`). Init is nanoGPT's: normal(0, 0.02) everywhere, and
 0.02 / sqrt(2 * n_layer) for the two residual output projections of each block. Bias-free Dense,
 attention and LayerNorm by default, as nanoGPT's `train.py` (`bias = False`) trains; `--bias` adds them.
-No dropout: nanoGPT's CPU command sets `--dropout=0.0`.
+No dropout by default: nanoGPT's CPU command sets `--dropout=0.0`. With `--dropout p` (its GPU configuration
+uses 0.2) it drops where nanoGPT does: after the embeddings, on the attention weights, and at the end of
+each residual branch.
 
 Training is nanoGPT's `config/train_shakespeare_char.py` with its README's CPU overrides (4 layers, 4
 heads, 128 wide, context 64, batch 12, 2,000 iterations): AdamW (lr 1e-3, betas 0.9/0.99, weight decay
@@ -36,6 +38,7 @@ from jaxnet_lite.host_allocator import tune_host_allocator
 from jaxnet_lite.initializers import RandomNormal
 from jaxnet_lite.layers import (
     Dense,
+    Dropout,
     LayerNormalization,
     MultiHeadAttention,
     Serial,
@@ -49,17 +52,26 @@ from jaxnet_lite.losses import SparseCategoricalCrossentropy
 # --------------------------------------------------------------------------------------------- model
 
 
-def transformer_block(n_embd: int, n_head: int, n_layer: int, bias: bool = False, name: str | None = None) -> Serial:
-    """One pre-norm GPT block: `x + attn(ln_1(x))`, then `x + mlp(ln_2(x))` (nanoGPT's `Block`)."""
+def _dropped(rate: float, name: str) -> list:
+    """`[Dropout(rate)]`, or nothing at rate 0 (so a model without dropout has no dropout layers at all)."""
+    return [Dropout(rate, name=name)] if rate > 0.0 else []
+
+
+def transformer_block(n_embd: int, n_head: int, n_layer: int, bias: bool = False, dropout: float = 0.0,
+                      name: str | None = None) -> Serial:
+    """One pre-norm GPT block: `x + attn(ln_1(x))`, then `x + mlp(ln_2(x))` (nanoGPT's `Block`), with
+    nanoGPT's dropout on the attention weights and at the end of each branch when `dropout > 0`."""
     normal = RandomNormal(stddev=0.02)
     projection = RandomNormal(stddev=0.02 / math.sqrt(2 * n_layer))  # nanoGPT's scaled `c_proj` init
-    attention = MultiHeadAttention(n_head, n_embd // n_head, use_bias=bias, kernel_initializer=normal, name="attn")
+    attention = MultiHeadAttention(n_head, n_embd // n_head, dropout=dropout, use_bias=bias,
+                                   kernel_initializer=normal, name="attn")
     return serial(
         residual(LayerNormalization(epsilon=1e-5, center=bias, name="ln_1"),
-                 attention.configured(use_causal_mask=True), name="attention"),
+                 attention.configured(use_causal_mask=True), *_dropped(dropout, "attn_drop"), name="attention"),
         residual(LayerNormalization(epsilon=1e-5, center=bias, name="ln_2"),
                  Dense(4 * n_embd, activation="gelu", use_bias=bias, kernel_initializer=normal, name="fc"),
-                 Dense(n_embd, use_bias=bias, kernel_initializer=projection, name="proj"), name="mlp"),
+                 Dense(n_embd, use_bias=bias, kernel_initializer=projection, name="proj"),
+                 *_dropped(dropout, "mlp_drop"), name="mlp"),
         name=name,
     )
 
@@ -73,14 +85,17 @@ class GPT(Serial):
     """
 
     def __init__(self, vocab_size: int, block_size: int, n_layer: int = 4, n_head: int = 4, n_embd: int = 128,
-                 bias: bool = False, name: str | None = None) -> None:
+                 bias: bool = False, dropout: float = 0.0, name: str | None = None) -> None:
         if n_embd % n_head:
             raise ValueError(f"GPT: n_embd ({n_embd}) must be a multiple of n_head ({n_head})")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"GPT: dropout must be in [0, 1), got {dropout}")
         self.vocab_size, self.block_size, self.n_layer = vocab_size, block_size, n_layer
         embedding = TokenAndPositionEmbedding(vocab_size, block_size, n_embd,
                                               embeddings_initializer=RandomNormal(stddev=0.02), name="embedding")
-        blocks = [transformer_block(n_embd, n_head, n_layer, bias, name=f"block_{i}") for i in range(n_layer)]
-        super().__init__([embedding, *blocks, LayerNormalization(epsilon=1e-5, center=bias, name="ln_f")], name=name,
+        blocks = [transformer_block(n_embd, n_head, n_layer, bias, dropout, name=f"block_{i}") for i in range(n_layer)]
+        final_norm = LayerNormalization(epsilon=1e-5, center=bias, name="ln_f")
+        super().__init__([embedding, *_dropped(dropout, "embedding_drop"), *blocks, final_norm], name=name,
                          input_shape=(block_size,))
 
     def make_variables(self, rng, input_shape):
@@ -198,6 +213,7 @@ def main(argv: list[str] | None = None) -> None:
     add("--n-head", type=int, default=4)
     add("--n-embd", type=int, default=128)
     add("--bias", action="store_true", help="biases in Dense, attention and LayerNorm (nanoGPT's bias=True)")
+    add("--dropout", type=float, default=0.0, help="dropout rate where nanoGPT drops (its GPU configuration: 0.2)")
     add("--lr", type=float, default=1e-3)
     add("--min-lr", type=float, default=1e-4)
     add("--warmup-iters", type=int, default=100)
@@ -213,7 +229,8 @@ def main(argv: list[str] | None = None) -> None:
         tune_host_allocator()  # what `fit` does on CPU: keep freed memory for the next step's buffers
 
     data = tinyshakespeare.load_data()
-    model = GPT(data.vocab_size, args.block_size, args.n_layer, args.n_head, args.n_embd, bias=args.bias)
+    model = GPT(data.vocab_size, args.block_size, args.n_layer, args.n_head, args.n_embd, bias=args.bias,
+                dropout=args.dropout)
     optimizer = nanogpt_optimizer(args.iters, args.lr, args.min_lr, args.warmup_iters)
     ts = TrainState.create(model, optimizer, seed=args.seed, input_shape=(args.block_size,))
     print(f"GPT: {sum(w.size for w in jax.tree.leaves(ts.params)):,} parameters")

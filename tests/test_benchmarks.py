@@ -279,7 +279,7 @@ def test_device_run_script_smoke(tmp_path: Path) -> None:
     """`benchmarks/device_run.sh` (the prepared GPU-machine check) runs end to end in its quick mode, with
     its optional steps."""
     env = {**os.environ, "DEVICE_RUN_QUICK": "1", "DEVICE_RUN_ANATOMY": "1", "DEVICE_RUN_SEQUENCE": "1",
-           "DEVICE_RUN_PROFILE": "1", "OUT": str(tmp_path), "PYTHON": sys.executable}
+           "DEVICE_RUN_PROFILE": "1", "DEVICE_RUN_GPT": "1", "OUT": str(tmp_path), "PYTHON": sys.executable}
     done = subprocess.run(["bash", str(REPO / "benchmarks" / "device_run.sh")], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, f"stdout:\n{done.stdout[-3000:]}\nstderr:\n{done.stderr[-3000:]}"
@@ -289,6 +289,9 @@ def test_device_run_script_smoke(tmp_path: Path) -> None:
     assert set(doc["workloads"]) == {"cnn", "mlp", "mlp@mixed_bfloat16"} and doc["complete"] is True
     assert "sequence exit status: 0" in done.stdout and "char_gpt exit status: 0" in done.stdout
     assert set(json.loads((tmp_path / "sequence.json").read_text())["workloads"]) == {"lstm"}
+    assert "char_gpt gpu exit status: 0" in done.stdout
+    gpu_race = json.loads((tmp_path / "char_gpt_gpu.json").read_text())
+    assert gpu_race["size"] == "gpu" and gpu_race["config"]["dropout"] == 0.2
     assert "epoch anatomy exit status: 0" in done.stdout
     assert set(json.loads((tmp_path / "anatomy.json").read_text())["contenders"]) == {"jnl_fit", "jnl_fit_dev",
                                                                                       "ref_scan"}

@@ -147,6 +147,52 @@ def test_gpt_computes_what_the_race_references_compute(data, trained):
     assert abs(torch_loss - theirs) < 1e-4
 
 
+def _without_dropout_layers(tree):
+    return {k: _without_dropout_layers(v) for k, v in tree.items() if not k.endswith("_drop")} \
+        if isinstance(tree, dict) else tree
+
+
+def test_gpt_dropout_acts_only_in_training_and_follows_the_key(data):
+    """nanoGPT's GPU configuration trains with dropout: the example drops in training only (its inference is
+    the dropout-free model's), and a step's key decides the mask."""
+    dropped, plain = example.GPT(data.vocab_size, **TINY, dropout=0.3), example.GPT(data.vocab_size, **TINY)
+    params, state = dropped.init(jax.random.key(0))
+    x = jnp.asarray(RandomWindows(data.val, batch_size=2, block_size=16, seed=3).batch(0)[0])
+    inference = jax.jit(lambda p, s: dropped.apply(p, s, x)[0])(params, state)
+    np.testing.assert_array_equal(inference, jax.jit(lambda p, s: plain.apply(p, s, x)[0])(
+        _without_dropout_layers(params), _without_dropout_layers(state)))
+    training = jax.jit(lambda key: dropped.apply(params, state, x, rng=key, training=True)[0])
+    first, again, other = (training(jax.random.key(seed)) for seed in (1, 1, 2))
+    np.testing.assert_array_equal(first, again)
+    assert not np.allclose(first, inference, atol=1e-3) and not np.allclose(first, other, atol=1e-3)
+    with pytest.raises(ValueError, match=r"GPT: dropout must be in \[0, 1\), got 1.0"):
+        example.GPT(data.vocab_size, **TINY, dropout=1.0)
+
+
+def test_race_references_drop_and_compute_in_bfloat16(data):
+    """The hand-written JAX GPT and nanoGPT in PyTorch at the GPU configuration's settings: dropout only
+    with a key (or in training mode), and bfloat16 compute close to float32's."""
+    reference = load_benchmark("reference_gpt")
+    params = reference.init_params(jax.random.key(0), data.vocab_size, 16, 1, 32, False)
+    x, y = (jnp.asarray(a) for a in RandomWindows(data.val, batch_size=4, block_size=16, seed=2).batch(0))
+    loss = jax.jit(reference.loss_fn, static_argnums=(3, 4, 6))
+    plain = float(loss(params, x, y, 2, 0.0, None, jnp.float32))
+    assert float(loss(params, x, y, 2, 0.2, None, jnp.float32)) == plain  # no key: inference
+    first, again, other = (float(loss(params, x, y, 2, 0.2, jax.random.key(k), jnp.float32)) for k in (1, 1, 2))
+    assert first == again and len({plain, first, other}) == 3
+    assert abs(float(loss(params, x, y, 2, 0.0, None, jnp.bfloat16)) - plain) < 0.02
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    nano = load_benchmark("nanogpt_torch").GPT(data.vocab_size, 16, n_layer=1, n_head=2, n_embd=32, dropout=0.2)
+    tx, ty = (torch.from_numpy(np.array(a, np.int64)) for a in (x, y))
+    nano.eval()
+    with torch.no_grad():
+        evaluated = [float(nano(tx, ty)) for _ in range(2)]
+        nano.train()
+        trained = [float(nano(tx, ty)) for _ in range(2)]
+    assert evaluated[0] == evaluated[1] and len({evaluated[0], *trained}) == 3
+
+
 def test_gpt_learns_below_the_unigram_entropy(data, trained):
     model, ts = trained
     counts = np.bincount(data.train, minlength=data.vocab_size) / len(data.train)
@@ -210,17 +256,35 @@ def test_train_refuses_options_of_the_other_jobs(argv, message, capsys):
 
 
 def test_race_quick_smoke(tmp_path):
+    """The race at toy size with the GPU configuration's dropout and bfloat16 compute (the default float32
+    race runs in `test_benchmarks`' device-script smoke test; `ref_gpt`'s dropout and bfloat16 are tested above)."""
     out = tmp_path / "race.json"
     done = subprocess.run([sys.executable, "-m", "benchmarks", "--workloads", "char_gpt", "--quick", "--windows", "2",
+                           "--dropout", "0.1", "--policy", "mixed_bfloat16",
                            "--contenders", "jnl_step,nanogpt_torch", "--out", str(out)],
                           cwd=REPO, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
-    results = json.loads(out.read_text())["results"]
-    for name in ("jnl_step",):
-        assert 3.5 < results[name]["val_loss"] < 4.5 and results[name]["ms_per_iter"] > 0
+    record = json.loads(out.read_text())
+    assert record["config"]["dropout"] == 0.1 and record["config"]["policy"] == "mixed_bfloat16"
+    results = record["results"]
+    assert 3.5 < results["jnl_step"]["val_loss"] < 4.5 and results["jnl_step"]["ms_per_iter"] > 0
     torch_missing = importlib.util.find_spec("torch") is None
     assert ("skipped" in results["nanogpt_torch"]) == torch_missing
     assert "| contender | val loss |" in done.stdout and "goal val loss <= 1.88" in done.stdout
+
+
+def test_race_goals_follow_the_size():
+    from benchmarks import char_gpt
+
+    results = {"jnl_step": {"val_loss": 1.46, "ms_per_iter": 30.0, "time_ratio_to_nanogpt": 0.75},
+               "nanogpt_torch": {"val_loss": 1.47, "ms_per_iter": 40.0}}
+    gpu = char_gpt.RaceConfig(**char_gpt.SIZES["gpu"])
+    assert gpu.n_embd == 384 and gpu.block_size == 256 and gpu.dropout == 0.2 and gpu.iters == 5000
+    assert char_gpt.goals(gpu, results, "gpu") == [
+        "goal val loss <= 1.47: 1.4600, met", "train time: 0.75x nanoGPT's (30.0 against 40.0 ms per iteration)"]
+    cpu = char_gpt.goals(char_gpt.RaceConfig(iters=10), results, "cpu")
+    assert cpu[0].startswith("goal val loss <= 1.88: 1.4600, met (not the goal's run")
+    assert cpu[1].startswith("goal train time <= 0.8x nanoGPT's: 0.75x, met (not the goal's run")
 
 
 def test_race_runs_alone():
