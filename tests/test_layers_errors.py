@@ -479,6 +479,28 @@ def test_serial_errors():
         L.serial(L.Dense(5), L.Conv2D(2, 3)).init(KEY, (4,))
 
 
+def test_variables_of_another_model_are_refused_by_name():
+    """A container given params without an entry per child says which are missing, instead of a KeyError."""
+    small = L.serial(L.Dense(3, name="fc"))
+    grown = L.serial(L.Dense(3, name="fc"), L.Dropout(0.1, name="drop"), name="grown")
+    params, state = small.init(KEY, (4,))
+    x = jnp.zeros((2, 4))
+    with pytest.raises(LayerError, match=re.escape("Serial 'grown' params has no entry for its layers ['drop'] "
+                                                   "(it has ['fc']): were these variables made by this model's init?")):
+        grown.apply(params, state, x)
+    residual = L.residual(L.Dense(4), name="res")
+    with pytest.raises(LayerError, match=re.escape("Residual 'res' expects state as a dict with an entry per layer "
+                                                   "['body'], got list")):
+        residual.apply(residual.init(KEY, (4,)).params, [], x)
+    from jaxnet_lite.models import Input, Model
+
+    inputs = Input((4,))
+    model = Model(inputs, L.Dense(2, name="head")(L.Dense(5, name="hidden")(inputs)))
+    params, state = model.init(KEY)
+    with pytest.raises(LayerError, match=re.escape("params has no entry for its layers ['head']")):
+        model.apply({"hidden": params["hidden"]}, state, x)
+
+
 def test_parallel_errors():
     layer = L.parallel(L.Dense(2), L.Dense(3))
     with pytest.raises(LayerError, match=re.escape("Parallel 'parallel' expects a list of 2 inputs, got (3,)")):

@@ -218,6 +218,18 @@ class Layer(RecordsArguments):
     def error(self, message: str) -> LayerError:
         return LayerError(f"{self.describe()} {message}")
 
+    def check_child_variables(self, params: Any, state: Any, names: Sequence[str]) -> None:
+        """Refuse `params`/`state` without an entry per child `name`: variables of another model (or of
+        this one before a layer was added) would otherwise fail deep inside `apply` with a bare KeyError."""
+        for what, tree in (("params", params), ("state", state)):
+            if not isinstance(tree, dict):
+                raise self.error(f"expects {what} as a dict with an entry per layer {list(names)}, "
+                                 f"got {type(tree).__name__}")
+            missing = [name for name in names if name not in tree]
+            if missing:
+                raise self.error(f"{what} has no entry for its layers {missing} (it has {sorted(tree)}): "
+                                 "were these variables made by this model's init?")
+
     # -- the protocol ---------------------------------------------------------------------------
     def init(self, rng: Array, input_shape: Any = None) -> Variables:
         """Create `(params, state)` for inputs of `input_shape` (no batch axis)."""

@@ -35,6 +35,10 @@ class Container(Layer):
     def children(self) -> list[tuple[str, Layer]]:
         return list(zip(self.layer_names, self.layers))
 
+    def _apply(self, params, state, x, *, rng, training):
+        self.check_child_variables(params, state, self.layer_names)
+        return super()._apply(params, state, x, rng=rng, training=training)
+
     def get_config(self) -> dict[str, Any]:
         """The children as they are now (`add` may have appended some since construction)."""
         config = super().get_config()
