@@ -17,6 +17,8 @@ heads, 128 wide, context 64, batch 12, 2,000 iterations): AdamW (lr 1e-3, betas 
 random batches of each split. With `--sample` it ends with generated text (one compiled loop).
 
 Run: python examples/char_gpt.py [--iters N] [--sample] [--n-layer L --n-head H --n-embd D ...]
+nanoGPT's GPU configuration: --n-layer 6 --n-head 6 --n-embd 384 --block-size 256 --batch-size 64
+--iters 5000 --dropout 0.2 --eval-iters 200 --policy mixed_bfloat16
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxnet_lite import TrainState, make_eval_step, make_train_step
+from jaxnet_lite import TrainState, make_eval_step, make_train_step, mixed_precision
 from jaxnet_lite.data import RandomWindows
 from jaxnet_lite.datasets import tinyshakespeare
 from jaxnet_lite.host_allocator import tune_host_allocator
@@ -214,6 +216,8 @@ def main(argv: list[str] | None = None) -> None:
     add("--n-embd", type=int, default=128)
     add("--bias", action="store_true", help="biases in Dense, attention and LayerNorm (nanoGPT's bias=True)")
     add("--dropout", type=float, default=0.0, help="dropout rate where nanoGPT drops (its GPU configuration: 0.2)")
+    add("--policy", default="float32", choices=("float32", "mixed_bfloat16"),
+        help="compute dtype policy (mixed_bfloat16: bfloat16 compute, float32 params, as nanoGPT's GPU autocast)")
     add("--lr", type=float, default=1e-3)
     add("--min-lr", type=float, default=1e-4)
     add("--warmup-iters", type=int, default=100)
@@ -229,6 +233,7 @@ def main(argv: list[str] | None = None) -> None:
         tune_host_allocator()  # what `fit` does on CPU: keep freed memory for the next step's buffers
 
     data = tinyshakespeare.load_data()
+    mixed_precision.set_global_policy(args.policy)  # the layers take it as they are built
     model = GPT(data.vocab_size, args.block_size, args.n_layer, args.n_head, args.n_embd, bias=args.bias,
                 dropout=args.dropout)
     optimizer = nanogpt_optimizer(args.iters, args.lr, args.min_lr, args.warmup_iters)

@@ -227,6 +227,24 @@ def test_generation_is_deterministic_and_respects_top_k(data, trained):
     np.testing.assert_array_equal(sample(3, 1), greedy)
 
 
+def test_example_script_trains_with_dropout_in_bfloat16_and_samples(capsys):
+    """`examples/char_gpt.py` end to end at toy size with its GPU-configuration options."""
+    from jaxnet_lite import mixed_precision
+
+    before = mixed_precision.global_policy()
+    try:
+        example.main(["--iters", "6", "--n-layer", "1", "--n-head", "2", "--n-embd", "32", "--block-size", "16",
+                      "--batch-size", "4", "--eval-interval", "3", "--eval-iters", "2", "--dropout", "0.1",
+                      "--policy", "mixed_bfloat16", "--sample", "--sample-tokens", "12"])
+    finally:
+        mixed_precision.set_global_policy(before)
+    out = capsys.readouterr().out
+    assert out.startswith("GPT: 14,976 parameters\n")  # 65*32 + 16*32 + 12*32*32 + 3*32
+    assert [line.split(":")[0] for line in out.splitlines()[1:4]] == ["step 0", "step 3", "step 6"]
+    sample = out.split("\n", 4)[4]  # the prompt's newline and 12 sampled characters, then print's newline
+    assert len(sample) == 14 and set(sample) <= set(tinyshakespeare.load_data().vocab)
+
+
 # ---------------------------------------------------------------------------------- the job and race
 
 
