@@ -18,7 +18,7 @@ from __future__ import annotations
 import copy
 import inspect
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import jax
@@ -222,7 +222,7 @@ class Layer(RecordsArguments):
         """Refuse `params`/`state` without an entry per child `name`: variables of another model (or of
         this one before a layer was added) would otherwise fail deep inside `apply` with a bare KeyError."""
         for what, tree in (("params", params), ("state", state)):
-            if not isinstance(tree, dict):
+            if not isinstance(tree, Mapping):
                 raise self.error(f"expects {what} as a dict with an entry per layer {list(names)}, "
                                  f"got {type(tree).__name__}")
             missing = [name for name in names if name not in tree]
