@@ -46,10 +46,11 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.workloads import POLICIES
+
 REPO = Path(__file__).resolve().parents[1]
 CONTENDERS = ("jnl_step", "jnl_fit", "ref_gpt", "nanogpt_torch")
 REFERENCE = "nanogpt_torch"
-POLICIES = ("float32", "mixed_bfloat16")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -101,6 +101,8 @@ class Contender:
 
     def __init__(self, cfg: Any, train_ids: np.ndarray, val_ids: np.ndarray, eval_starts: np.ndarray,
                  vocab_size: int) -> None:
+        if cfg.policy not in ("float32", "mixed_bfloat16"):
+            raise ValueError(f"nanogpt_torch: policy must be 'float32' or 'mixed_bfloat16', got {cfg.policy!r}")
         torch.manual_seed(1337 + cfg.seed)
         self.cfg, self.it, self.loss = cfg, 0, float("nan")
         cuda = torch.cuda.is_available()
@@ -120,8 +122,6 @@ class Contender:
             {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
         ], lr=cfg.lr, betas=(0.9, cfg.beta2), **({"fused": True} if cuda else {}))
         self.forward = torch.compile(self.model) if cfg.torch_compile else self.model
-        if cfg.policy not in ("float32", "mixed_bfloat16"):
-            raise ValueError(f"nanogpt_torch: policy must be 'float32' or 'mixed_bfloat16', got {cfg.policy!r}")
         self.autocast = cfg.policy == "mixed_bfloat16"
         self.n_params = sum(p.numel() for p in self.model.parameters())
         self.device = (f"{torch.cuda.get_device_name()}, torch {torch.__version__}" if cuda

@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-COMPUTE_DTYPES = {"float32": jnp.float32, "mixed_bfloat16": jnp.bfloat16}
+from benchmarks.workloads import COMPUTE_DTYPES
 
 
 def init_params(key: jax.Array, vocab: int, block: int, n_layer: int, n_embd: int, bias: bool) -> dict:
@@ -116,7 +116,7 @@ class Contender:
         block, batch, n_head, rate = cfg.block_size, cfg.batch_size, cfg.n_head, cfg.dropout
         if cfg.policy not in COMPUTE_DTYPES:
             raise ValueError(f"ref_gpt: policy must be one of {sorted(COMPUTE_DTYPES)}, got {cfg.policy!r}")
-        dtype = COMPUTE_DTYPES[cfg.policy]
+        dtype = jnp.dtype(COMPUTE_DTYPES[cfg.policy])
         tx = optimizer(cfg)
         self.params = init_params(jax.random.key(cfg.seed), vocab_size, block, cfg.n_layer, cfg.n_embd, cfg.bias)
         self.opt_state = tx.init(self.params)

@@ -155,8 +155,8 @@ class Functional(Layer):
         return [t.item_shape for t in ins] if isinstance(node.inputs, (list, tuple)) else ins[0].item_shape
 
     def call(self, params, state, x, *, rng=None, training=False):
-        self.check_child_variables(params, state, [self._name_of(n.layer) for n in self.nodes
-                                                   if not isinstance(n.layer, InputLayer)])
+        self.check_child_variables(params, state, [name for name, layer in self.children()
+                                                   if not isinstance(layer, InputLayer)])
         xs = self._bind_inputs(x)
         values: dict[int, Any] = {}
         for t, v in zip(self.inputs, xs):
